@@ -1,0 +1,95 @@
+"""The one cattrs Converter that turns a decoded task body into a ``Task``.
+
+Module-local (never cattrs' global converter), built once at import. Scalars are checked
+strictly: JSON ``"false"`` is not a bool and ``"12"`` is not an int, so a wrong-typed body
+fails loudly instead of becoming a plausible-looking snapshot. Unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+import cattrs
+
+from .models import Task
+
+__all__ = ["structure_task", "unstructure_task"]
+
+_converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if type(value) is str:
+        return value
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if type(value) is int:
+        return value
+    raise TypeError(f"expected an integer, got {type(value).__name__}")
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if type(value) is bool:
+        return value
+    raise TypeError(f"expected a boolean, got {type(value).__name__}")
+
+
+def _json_object(value: Any, _: type) -> dict[str, Any]:
+    if type(value) is dict:
+        return value
+    raise TypeError(f"expected an object, got {type(value).__name__}")
+
+
+if sys.version_info >= (3, 11):
+    _fromisoformat = datetime.fromisoformat
+else:  # pragma: no cover - exercised on 3.10 only
+
+    def _fromisoformat(text: str) -> datetime:
+        # 3.10's fromisoformat rejects a trailing "Z", which related Lobstr.io endpoints send.
+        if text.endswith(("Z", "z")):
+            return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+        return datetime.fromisoformat(text)
+
+
+def _datetime(value: Any, _: type) -> datetime:
+    # The API sends naive ISO 8601 ("2024-12-24T10:57:55.045567"); offsets are kept when sent.
+    if type(value) is not str:
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    return _fromisoformat(value)
+
+
+def _unstructure_datetime(value: datetime) -> str:
+    return value.isoformat()
+
+
+_converter.register_structure_hook(str, _strict_str)
+_converter.register_structure_hook(int, _strict_int)
+_converter.register_structure_hook(bool, _strict_bool)
+_JSON_OBJECT = dict[str, Any]
+_converter.register_structure_hook_func(lambda cl: cl == _JSON_OBJECT, _json_object)
+_converter.register_structure_hook(datetime, _datetime)
+_converter.register_unstructure_hook(datetime, _unstructure_datetime)
+
+_structure_task = _converter.get_structure_hook(Task)
+_unstructure_task = _converter.get_unstructure_hook(Task)
+
+
+def structure_task(data: Any) -> Task:
+    """Build a Task from a decoded JSON value; raises cattrs/ValueError/TypeError on a bad shape.
+
+    Callers (the protocol layer) turn those into ``ResponseFormatError``.
+    """
+    if type(data) is not dict:
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    task: Task = _structure_task(data, Task)
+    return task
+
+
+def unstructure_task(task: Task) -> dict[str, Any]:
+    """The task as a JSON-ready dict in the documented shape (timestamps as ISO 8601)."""
+    result: dict[str, Any] = _unstructure_task(task)
+    return result

@@ -1,0 +1,306 @@
+"""The pure core of the protocol: no I/O, no clock of its own.
+
+- ``task_url`` / ``auth_headers``: what to send for a hash (validation lives here, once);
+- ``decode_task``: ``(status, reason, headers, body) -> Task``, or raise the ``APIError``
+  subclass / ``ResponseFormatError`` that the answer means (every documented error shape);
+- ``RateLimitInfo.from_headers`` and ``parse_retry_after``: the server's rate-limit advice
+  as plain numbers, ``None`` when absent or garbage, every wait capped at ``MAX_SERVER_WAIT``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import attrs
+import cattrs
+from yarl import URL
+
+from . import _convert
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    InvalidTaskHashError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+)
+from .models import Task
+
+#: The largest body taskwatch reads. A task is a few KB; anything past this is refused with
+#: ResponseFormatError rather than held in memory.
+MAX_BODY_BYTES = 1 << 20
+
+#: The longest wait taskwatch takes on the server's word (Retry-After, X-RateLimit-Reset), in
+#: seconds. The documented window is one minute; a larger or garbage value is capped here.
+MAX_SERVER_WAIT = 120.0
+
+# One safe path segment: RFC 3986 unreserved characters only, so no input can add a path
+# segment, a query or a fragment, and nothing needs escaping. Task hashes are 32 hex
+# characters in every documented example; we only insist on "one safe segment".
+_HASH_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
+_THROTTLED_PATTERN = re.compile(r"available in (\d+(?:\.\d+)?) seconds?")
+_BODY_EXCERPT = 2000
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def validate_task_hash(task_hash: object) -> str:
+    """Return ``task_hash`` if it is one safe URL path segment, else raise InvalidTaskHashError."""
+    if not isinstance(task_hash, str):
+        raise InvalidTaskHashError(f"a task hash must be a str, not {type(task_hash).__name__}")
+    if _HASH_PATTERN.fullmatch(task_hash) is None or task_hash in {".", ".."}:
+        shown = task_hash if len(task_hash) <= 80 else task_hash[:77] + "..."
+        raise InvalidTaskHashError(
+            f"invalid task hash {shown!r}: expected 1-256 characters from A-Z a-z 0-9 . _ ~ - "
+            "(Lobstr.io task hashes look like 'c5e29d2aba8b77cdc56391e7405302de')"
+        )
+    return task_hash
+
+
+def normalise_base_url(base_url: str | URL) -> URL:
+    """The API root as a URL without a trailing slash; raises ValueError when not http(s)."""
+    url = URL(base_url)
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError(f"base_url must be an absolute http(s) URL, got {str(base_url)!r}")
+    if url.query_string or url.fragment:
+        raise ValueError("base_url must not carry a query or a fragment")
+    return url.with_path(url.path.rstrip("/"))
+
+
+def task_url(base_url: URL, task_hash: str) -> URL:
+    """``{base_url}/tasks/{task_hash}`` after validating the hash (see validate_task_hash)."""
+    validate_task_hash(task_hash)
+    return URL(f"{base_url}/tasks/{task_hash}", encoded=True)
+
+
+def auth_headers(api_key: str, user_agent: str) -> dict[str, str]:
+    """The headers of every request: the documented ``Authorization: Token KEY`` scheme."""
+    return {
+        "Authorization": f"Token {api_key}",
+        "Accept": "application/json",
+        "User-Agent": user_agent,
+    }
+
+
+@attrs.frozen(slots=True)
+class RateLimitInfo:
+    """The server's ``X-RateLimit-*`` headers as numbers; a field is None when absent or garbage.
+
+    Attributes:
+        limit: requests allowed per window (per minute on /v1/tasks).
+        remaining: requests left in the current window.
+        reset: UNIX timestamp at which the window resets.
+    """
+
+    limit: int | None
+    remaining: int | None
+    reset: float | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
+        """Read the three headers; None when none of them is usable."""
+        limit = _non_negative_int(headers.get("X-RateLimit-Limit"))
+        remaining = _non_negative_int(headers.get("X-RateLimit-Remaining"))
+        reset = _finite_non_negative(headers.get("X-RateLimit-Reset"))
+        if limit is None and remaining is None and reset is None:
+            return None
+        return cls(limit=limit, remaining=remaining, reset=reset)
+
+
+def _non_negative_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def _finite_non_negative(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def parse_retry_after(value: str | None, now: float, cap: float = MAX_SERVER_WAIT) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP-date, RFC 9110).
+
+    ``now`` is the current UNIX time (for HTTP-dates). Negative and past values give 0.0,
+    values above ``cap`` give ``cap``; absent or unparseable values give None.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), cap)
+
+
+def _error_parts(data: Any) -> tuple[str | None, str | None]:
+    """(message, type) from any documented error body shape."""
+    if not isinstance(data, dict):
+        return None, None
+    detail = data.get("detail")
+    if isinstance(detail, str):  # {"detail": "Invalid token."}
+        return detail, None
+    for key in ("error", "errors"):
+        error = data.get(key)
+        if isinstance(error, dict):  # {"error": {"message": ..., "type": ...}}
+            message, kind = error.get("message"), error.get("type")
+            return (
+                message if isinstance(message, str) else None,
+                kind if isinstance(kind, str) else None,
+            )
+        if isinstance(error, str):  # {"error": "...", "type": "...", "code": 429}
+            kind = data.get("type")
+            return error, kind if isinstance(kind, str) else None
+    message = data.get("message")
+    return (message if isinstance(message, str) else None), None
+
+
+def _decode_error_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        text = body[:_BODY_EXCERPT].decode("utf-8", "replace")
+        return text or None
+
+
+def error_for(
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    task_hash: str | None,
+    now: float,
+) -> APIError:
+    """The APIError subclass an error answer means, with the message from its body."""
+    data = _decode_error_body(body)
+    message, kind = _error_parts(data)
+    if 300 <= status < 400:
+        location = headers.get("Location", "")
+        message = (
+            f"the API answered with a redirect to {location!r}; taskwatch does not follow "
+            "redirects (so the key is never sent elsewhere): set base_url to the final address"
+        )
+    if not message:
+        message = reason or f"HTTP {status}"
+    if status == 429 or status >= 500:
+        retry_after = parse_retry_after(headers.get("Retry-After"), now)
+        if retry_after is None and message:
+            # {"detail": "Request was throttled. Expected available in 2 seconds."}
+            match = _THROTTLED_PATTERN.search(message)
+            if match is not None:
+                retry_after = min(float(match.group(1)), MAX_SERVER_WAIT)
+        cls: type[RateLimitError] | type[ServerError] = (
+            RateLimitError if status == 429 else ServerError
+        )
+        return cls(
+            message,
+            status=status,
+            body=data,
+            error_type=kind,
+            task_hash=task_hash,
+            retry_after=retry_after,
+        )
+    error_cls = _STATUS_ERRORS.get(status, APIError)
+    return error_cls(message, status=status, body=data, error_type=kind, task_hash=task_hash)
+
+
+def _cut_off(body: bytes, exc: json.JSONDecodeError) -> bool:
+    """True when a body reads as the start of a JSON document that stops early."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return False
+    if exc.msg.startswith("Unterminated string"):
+        return True
+    rest = exc.doc[exc.pos :].strip()
+    return rest == "" or any(literal.startswith(rest) for literal in ("true", "false", "null"))
+
+
+def decode_task(
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    task_hash: str | None,
+    now: float,
+) -> Task:
+    """Turn one HTTP answer into a Task, or raise what it means.
+
+    Raises:
+        APIError (a subclass per status) for any status but 2xx.
+        ResponseFormatError when a 2xx body is not the documented task; ``truncated`` is set
+            when the body stops in the middle of a JSON document.
+    """
+    if not 200 <= status < 300:
+        raise error_for(status, reason, headers, body, task_hash=task_hash, now=now)
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        truncated = _cut_off(body, exc)
+        what = "a JSON document cut off" if truncated else "not JSON"
+        raise ResponseFormatError(
+            f"the task body is {what} ({len(body)} bytes)",
+            task_hash=task_hash,
+            details=[str(exc)],
+            truncated=truncated,
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # undecodable bytes, absurd nesting
+        raise ResponseFormatError(
+            "the task body is not JSON", task_hash=task_hash, details=[repr(exc)]
+        ) from exc
+    try:
+        return _convert.structure_task(data)
+    except cattrs.BaseValidationError as exc:
+        raise ResponseFormatError(
+            "the task body does not have the documented shape",
+            task_hash=task_hash,
+            details=cattrs.transform_error(exc),
+        ) from exc
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        raise ResponseFormatError(
+            "the task body does not have the documented shape",
+            task_hash=task_hash,
+            details=[str(exc)],
+        ) from exc
+
+
+def too_large(task_hash: str | None, size: int) -> ResponseFormatError:
+    """The error for a body over MAX_BODY_BYTES (``size`` is what was seen so far)."""
+    return ResponseFormatError(
+        f"the response body is larger than the {MAX_BODY_BYTES} byte limit ({size} bytes seen)",
+        task_hash=task_hash,
+    )

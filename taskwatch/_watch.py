@@ -1,0 +1,338 @@
+"""Watching tasks: ``watch`` (one task, an async generator), ``wait`` and ``watch_many``.
+
+What a watch yields: the first snapshot; then every snapshot whose change key (by default
+``status.total_results``) differs from the last one yielded; then the first snapshot with
+``status.is_done``, always, exactly once, and last. Terminal states are data: completed,
+aborted and failed tasks all end a watch normally.
+
+Polling: ``min_interval`` after the start and after each change (a change of key or of
+``status.status``), growing while nothing changes up to ``max_interval`` (see ``_policy``).
+Every poll goes through the client's shared rate budget and its retry rules: transient
+failures are retried (``max_retries`` consecutive ones are allowed per poll), permanent ones
+raise at once.
+
+Breaking out of ``async for`` early: wrap the generator in ``contextlib.aclosing`` so that it is
+closed at once rather than when it is garbage collected::
+
+    async with contextlib.aclosing(client.watch(task_hash)) as snapshots:
+        async for task in snapshots:
+            if task.total_results >= 100:
+                break
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
+
+from . import _policy, _protocol
+from .errors import TaskFailedError, TaskwatchError, WatchTimeout
+from .models import Task, TaskState
+
+if TYPE_CHECKING:
+    from yarl import URL
+
+    from .client import Client
+
+__all__ = ["wait_task", "watch_many", "watch_task"]
+
+_T = TypeVar("_T")
+
+OnError = Callable[[str, TaskwatchError], object]
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - exercised on 3.10 only
+
+    async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
+        return await asyncio.wait_for(awaitable, seconds)
+
+
+def watch_task(
+    client: Client,
+    task_hash: str,
+    *,
+    min_interval: float = 1.0,
+    max_interval: float = 30.0,
+    timeout: float | None = None,
+    key: _policy.ChangeKey | None = None,
+) -> AsyncGenerator[Task, None]:
+    """Poll ``task_hash`` until it is done, yielding snapshots (see the module docstring).
+
+    Arguments are checked at once (InvalidTaskHashError, ValueError); the generator raises:
+
+    Raises:
+        WatchTimeout: ``timeout`` seconds passed before the task was done (``.last`` holds the
+            last snapshot fetched).
+        APIError, TransportError, ResponseFormatError: a permanent error, or a transient one
+            that persisted through the client's retries.
+    """
+    url = _protocol.task_url(client._base_url, task_hash)
+    _policy.check_intervals(min_interval, max_interval)
+    _check_timeout(timeout)
+    client._check_open()
+    return _watch(
+        client, url, task_hash, min_interval, max_interval, timeout, key or _policy.total_results
+    )
+
+
+async def _watch(
+    client: Client,
+    url: URL,
+    task_hash: str,
+    min_interval: float,
+    max_interval: float,
+    timeout: float | None,
+    key: _policy.ChangeKey,
+) -> AsyncGenerator[Task, None]:
+    clock = client._clock
+    deadline = None if timeout is None else clock() + timeout
+    last_key = _policy.unset()
+    last_state: object = None
+    last: Task | None = None
+    quiet = 0
+    client._live_watches += 1
+    try:
+        while True:
+            if deadline is None:
+                task = await client._fetch(url, task_hash)
+            else:
+                remaining = deadline - clock()
+                try:
+                    if remaining <= 0:
+                        raise asyncio.TimeoutError
+                    task = await _within(client._fetch(url, task_hash), remaining)
+                except asyncio.TimeoutError:
+                    raise WatchTimeout(
+                        f"task {task_hash} was not done after {timeout:g}s",
+                        task_hash=task_hash,
+                        last=last,
+                    ) from None
+            last = task
+            decision = _policy.decide(last_key, last_state, task, key)
+            last_state = task.status.status
+            if decision.emit:
+                last_key = key(task)
+                yield task
+            if decision.done:
+                return
+            quiet = 0 if decision.changed else quiet + 1
+            delay = _policy.poll_interval(quiet, min_interval, max_interval, client._random())
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - clock()))
+            await client._sleep(delay)
+    finally:
+        client._live_watches -= 1
+
+
+async def wait_task(
+    client: Client,
+    task_hash: str,
+    *,
+    min_interval: float = 1.0,
+    max_interval: float = 30.0,
+    timeout: float | None = None,
+    raise_on_failure: bool = False,
+) -> Task:
+    """Wait until ``task_hash`` is done and return its terminal snapshot.
+
+    A completed, aborted or failed task is returned as data; with ``raise_on_failure=True`` a
+    terminal state other than ``completed`` raises TaskFailedError (carrying the snapshot).
+    Raises what ``watch_task`` raises.
+    """
+    last: Task | None = None
+    async with contextlib.aclosing(
+        watch_task(
+            client,
+            task_hash,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+        )
+    ) as snapshots:
+        async for task in snapshots:
+            last = task
+    if last is None or not last.is_done:  # pragma: no cover - watch_task always ends done
+        raise AssertionError("a watch ended without its terminal snapshot")
+    if raise_on_failure and last.status.status != TaskState.COMPLETED:
+        raise TaskFailedError(
+            f"task {last.hash_value} ended {last.status.status} "
+            f"(done_reason={last.status.done_reason!r}, results={last.total_results})",
+            task=last,
+        )
+    return last
+
+
+class _Finished:
+    __slots__ = ("error", "task_hash")
+
+    def __init__(self, task_hash: str | None, error: BaseException | None) -> None:
+        self.task_hash = task_hash
+        self.error = error
+
+
+def watch_many(
+    client: Client,
+    task_hashes: Iterable[str] | AsyncIterable[str],
+    *,
+    min_interval: float = 1.0,
+    max_interval: float = 30.0,
+    timeout: float | None = None,
+    key: _policy.ChangeKey | None = None,
+    on_error: OnError | None = None,
+) -> AsyncGenerator[Task, None]:
+    """Watch many tasks concurrently, yielding every task's snapshots as they are observed.
+
+    ``task_hashes`` may be any iterable (checked at once: an invalid hash raises
+    InvalidTaskHashError before any request) or an async iterable of hashes arriving over time
+    (each is watched as it arrives; invalid ones are errors for that hash). Duplicates are
+    watched once. Each task follows the rules of ``watch_task``, all on the client's one rate
+    budget; ``timeout`` bounds each task's watch. The stream ends when the source is exhausted
+    and every task is done; per task, snapshots keep their order and the terminal one
+    (``task.is_done``) comes last.
+
+    Errors: by default the first error for any hash (APIError, TransportError,
+    ResponseFormatError, WatchTimeout; it carries ``.task_hash``) stops every watch and is raised.
+    With ``on_error=callback``, ``callback(task_hash, error)`` is called instead and the other
+    tasks go on. Errors that are not taskwatch's (bugs, a failing source iterable, an exception
+    from ``key`` or the callback) always propagate.
+
+    Closing or cancelling the stream cancels every watch and waits for them: nothing is left
+    running. Use ``contextlib.aclosing`` when breaking out early.
+    """
+    _policy.check_intervals(min_interval, max_interval)
+    _check_timeout(timeout)
+    client._check_open()
+    source: list[str] | AsyncIterable[str]
+    if isinstance(task_hashes, AsyncIterable):
+        source = task_hashes
+    else:
+        if isinstance(task_hashes, str):
+            raise TypeError("watch_many takes an iterable of hashes, not one str")
+        source = list(dict.fromkeys(task_hashes))
+        for task_hash in source:
+            _protocol.validate_task_hash(task_hash)
+    return _watch_many(
+        client, source, min_interval, max_interval, timeout, key or _policy.total_results, on_error
+    )
+
+
+class _Fleet:
+    """The watches of one ``watch_many`` call: one asyncio task per hash, one output queue.
+
+    Each watch pushes its snapshots, then one ``_Finished`` marker, into the queue; the
+    consumer (``stream``) yields snapshots and counts markers until none is open.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        min_interval: float,
+        max_interval: float,
+        timeout: float | None,
+        key: _policy.ChangeKey,
+    ) -> None:
+        self._client = client
+        self._settings = (min_interval, max_interval, timeout, key)
+        self._queue: asyncio.Queue[Task | _Finished] = asyncio.Queue()
+        self._running: set[asyncio.Task[None]] = set()
+        self._seen: set[str] = set()
+        self._open = 0  # watches started and not finished, plus the feeder while it runs
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self._open += 1
+        job = asyncio.ensure_future(coro)
+        self._running.add(job)
+        job.add_done_callback(self._running.discard)
+
+    def start(self, task_hash: str) -> None:
+        if task_hash not in self._seen:
+            self._seen.add(task_hash)
+            self._spawn(self._run_one(task_hash))
+
+    async def _run_one(self, task_hash: str) -> None:
+        error: BaseException | None = None
+        min_interval, max_interval, timeout, key = self._settings
+        try:
+            url = _protocol.task_url(self._client._base_url, task_hash)
+            watch = _watch(self._client, url, task_hash, min_interval, max_interval, timeout, key)
+            async with contextlib.aclosing(watch) as snapshots:
+                async for task in snapshots:
+                    self._queue.put_nowait(task)
+        except Exception as exc:  # handed to the consumer, which decides: never swallowed
+            error = exc
+        self._queue.put_nowait(_Finished(task_hash, error))
+
+    async def _feed(self, hashes: AsyncIterable[str]) -> None:
+        error: BaseException | None = None
+        try:
+            async for task_hash in hashes:
+                self.start(task_hash)
+        except Exception as exc:
+            error = exc
+        self._queue.put_nowait(_Finished(None, error))
+
+    def feed(self, hashes: AsyncIterable[str]) -> None:
+        self._spawn(self._feed(hashes))
+
+    async def stream(self, on_error: OnError | None) -> AsyncGenerator[Task, None]:
+        try:
+            while self._open:
+                item = await self._queue.get()
+                if isinstance(item, Task):
+                    yield item
+                    continue
+                self._open -= 1
+                error = item.error
+                if error is None:
+                    continue
+                if (
+                    on_error is not None
+                    and item.task_hash is not None
+                    and isinstance(error, TaskwatchError)
+                ):
+                    on_error(item.task_hash, error)
+                    continue
+                raise error
+        finally:
+            await self.cancel_all()
+
+    async def cancel_all(self) -> None:
+        running = list(self._running)
+        for job in running:
+            job.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _watch_many(
+    client: Client,
+    source: list[str] | AsyncIterable[str],
+    min_interval: float,
+    max_interval: float,
+    timeout: float | None,
+    key: _policy.ChangeKey,
+    on_error: OnError | None,
+) -> AsyncGenerator[Task, None]:
+    fleet = _Fleet(client, min_interval, max_interval, timeout, key)
+    if isinstance(source, list):
+        for task_hash in source:
+            fleet.start(task_hash)
+    else:
+        fleet.feed(source)
+    async with contextlib.aclosing(fleet.stream(on_error)) as snapshots:
+        async for task in snapshots:
+            yield task

@@ -1,0 +1,495 @@
+"""The async client: one aiohttp session, one rate budget, typed results and errors.
+
+A request goes: limiter -> one GET on a pooled connection (the only place aiohttp and asyncio
+exceptions are turned into ``TransportError``) -> bytes -> ``_protocol.decode_task``. Transient
+failures are retried with tenacity; the first attempt runs outside tenacity so that a poll that
+succeeds pays nothing for the retry machinery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import attrs
+import tenacity
+from yarl import URL
+
+from . import _protocol
+from ._config import resolve_api_key
+from ._policy import ChangeKey
+from ._version import __version__
+from ._watch import wait_task, watch_many, watch_task
+from .errors import (
+    APIError,
+    ClientClosedError,
+    ConfigurationError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    TaskwatchError,
+    TransportError,
+)
+from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from .models import Task
+
+__all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats"]
+
+DEFAULT_BASE_URL = "https://api.lobstr.io/v1"
+
+logger = logging.getLogger("taskwatch")
+
+# A 429 without Retry-After (or the throttled message) still pauses every caller this long.
+_DEFAULT_RATE_LIMIT_PAUSE = 1.0
+
+_TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Transient: no HTTP answer, 5xx, 429, or a 200 body cut off mid-JSON. Nothing else:
+    a 4xx or a programming error must surface, never be retried forever."""
+    if isinstance(exc, ResponseFormatError):
+        return exc.truncated
+    return isinstance(exc, _TRANSIENT)
+
+
+class _PreferRetryAfter(tenacity.wait.wait_base):
+    """Wait what the server asked for (already capped at MAX_SERVER_WAIT), else back off."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
+        self._fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        return self._fallback(retry_state)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@attrs.frozen(slots=True)
+class ClientStats:
+    """A snapshot of one client's traffic and budget, for progress displays and metrics.
+
+    Attributes:
+        requests: HTTP requests sent (every attempt counts).
+        retries: attempts that were retries of a transient failure.
+        rate_limited: 429 answers received.
+        server_errors: 5xx answers received.
+        transport_errors: attempts that got no HTTP answer (connection failures, timeouts).
+        requests_per_minute: the pace in force (None: no client-side cap).
+        server_limit / server_remaining / server_reset: the last ``X-RateLimit-*`` values seen
+            (reset is a UNIX timestamp), or None.
+        paused_for: seconds left in a server-imposed pause.
+        waiting: requests waiting for a slot in the budget right now.
+        live_watches: watches currently running on this client.
+    """
+
+    requests: int
+    retries: int
+    rate_limited: int
+    server_errors: int
+    transport_errors: int
+    requests_per_minute: float | None
+    server_limit: int | None
+    server_remaining: int | None
+    server_reset: float | None
+    paused_for: float
+    waiting: int
+    live_watches: int
+
+
+class Client:
+    """An async client for the Lobstr.io task API.
+
+    Use it as ``async with Client() as client: ...`` (or call ``aclose()``). One client holds
+    one connection pool and one rate budget shared by every call and every watch on it.
+
+    Args:
+        api_key: the API key; else ``$LOBSTR_TOKEN``; else ``[auth] token`` in
+            ``$XDG_CONFIG_HOME/lobstr/config.toml``. ConfigurationError when none is found.
+        base_url: the API root (default ``https://api.lobstr.io/v1``).
+        session: an ``aiohttp.ClientSession`` you own and close yourself; by default the client
+            creates one on first use and closes it in ``aclose()``.
+        timeout: seconds allowed for one attempt (connect, send, read the whole body).
+        max_retries: retries after a transient failure (so at most ``max_retries + 1``
+            requests per call); 0 disables retries.
+        requests_per_minute: the client-side cap shared by all calls (default 90, the documented
+            limit of /v1/tasks); None for no cap.
+        retry_initial_wait / retry_max_wait: the exponential backoff between retries, in seconds
+            (jittered; a server's ``Retry-After`` takes precedence, capped at 120 s).
+        allow_insecure_http: allow ``http://`` to a host other than loopback (the key would
+            travel in clear text); refused by default.
+
+    Raises:
+        ConfigurationError: no key, or a base_url/setting that cannot work.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        requests_per_minute: float | None = 90.0,
+        retry_initial_wait: float = 0.5,
+        retry_max_wait: float = 30.0,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        try:
+            self._base_url = _protocol.normalise_base_url(base_url)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if (
+            self._base_url.scheme == "http"
+            and not allow_insecure_http
+            and not _is_loopback(self._base_url.host)
+        ):
+            raise ConfigurationError(
+                f"refusing to send the API key in clear text to {self._base_url.host}: use "
+                "https, or pass allow_insecure_http=True if you really mean it"
+            )
+        if not timeout > 0:
+            raise ConfigurationError("timeout must be a positive number of seconds")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError("max_retries must be a non-negative integer")
+        if not 0 <= retry_initial_wait <= retry_max_wait:
+            raise ConfigurationError("need 0 <= retry_initial_wait <= retry_max_wait")
+        try:
+            self._limiter = RateLimiter(requests_per_minute)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self._headers = _protocol.auth_headers(
+            resolve_api_key(api_key), user_agent=f"taskwatch/{__version__}"
+        )
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout_seconds = timeout
+        self._max_retries = max_retries
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._random: Callable[[], float] = random.random
+        self._clock: Callable[[], float] = time.monotonic
+        self._wall_clock: Callable[[], float] = time.time
+        self._retry_stop = tenacity.stop_after_attempt(max_retries + 1)
+        self._retry_wait = _PreferRetryAfter(
+            # wait_exponential + wait_random rather than wait_exponential_jitter, whose
+            # arguments changed across tenacity releases.
+            tenacity.wait_exponential(multiplier=retry_initial_wait, max=retry_max_wait)
+            + tenacity.wait_random(0, retry_initial_wait)
+        )
+        self._retry_if = tenacity.retry_if_exception(_is_transient)
+        self._requests = 0
+        self._retries = 0
+        self._rate_limited = 0
+        self._server_errors = 0
+        self._transport_errors = 0
+        self._server_remaining: int | None = None
+        self._server_reset: float | None = None
+        self._live_watches = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client: its own session is closed, a caller's session is left open.
+
+        Idempotent. Any later call raises ClientClosedError.
+        """
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after ``aclose()``."""
+        return self._closed
+
+    @property
+    def base_url(self) -> str:
+        """The API root every request goes to."""
+        return str(self._base_url)
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The rate budget shared by every request of this client."""
+        return self._limiter
+
+    def __repr__(self) -> str:
+        # Never the key: it lives only in the request headers.
+        state = "closed" if self._closed else "open"
+        return (
+            f"<taskwatch.Client base_url={str(self._base_url)!r} "
+            f"requests_per_minute={self._limiter.requests_per_minute!r} {state}>"
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this taskwatch Client is closed; create a new one")
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        self._check_open()
+        session = self._session
+        if session is None:
+            session = aiohttp.ClientSession()
+            self._session = session
+        elif session.closed:
+            raise ClientClosedError("the aiohttp session given to this Client is closed")
+        return session
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def get_task(self, task_hash: str) -> Task:
+        """Fetch one task.
+
+        Returns the Task as the API reports it now. Transient failures (no answer, timeouts,
+        5xx, 429, a body cut off) are retried up to ``max_retries`` times with backoff, honouring
+        ``Retry-After``; then the last failure is raised.
+
+        Raises:
+            InvalidTaskHashError: the hash is not one safe path segment (nothing is sent).
+            AuthenticationError, PermissionDeniedError, NotFoundError, BadRequestError,
+            APIError: a permanent error, raised after exactly one request.
+            RateLimitError, ServerError, TransportError, ResponseFormatError: after the retries.
+            ClientClosedError: the client is closed.
+        """
+        url = _protocol.task_url(self._base_url, task_hash)
+        self._check_open()
+        return await self._fetch(url, task_hash)
+
+    async def _fetch(self, url: URL, task_hash: str) -> Task:
+        try:
+            return await self._attempt(url, task_hash)
+        except _TRANSIENT as exc:
+            if self._max_retries == 0 or not _is_transient(exc):
+                raise
+            first_failure: TaskwatchError = exc
+        return await self._retry(url, task_hash, first_failure)
+
+    async def _retry(self, url: URL, task_hash: str, first_failure: TaskwatchError) -> Task:
+        retrying = tenacity.AsyncRetrying(
+            stop=self._retry_stop,
+            wait=self._retry_wait,
+            retry=self._retry_if,
+            reraise=True,
+            sleep=self._sleep,
+            before_sleep=self._before_retry,
+        )
+        pending: TaskwatchError | None = first_failure
+        async for attempt in retrying:
+            with attempt:
+                if pending is not None:
+                    failure, pending = pending, None
+                    raise failure
+                return await self._attempt(url, task_hash)
+        raise AssertionError("tenacity ended without a result")  # pragma: no cover
+
+    def _before_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        self._retries += 1
+        outcome = retry_state.outcome
+        if outcome is not None and logger.isEnabledFor(logging.INFO):
+            # The error's text never holds the key; headers are never logged.
+            logger.info(
+                "retrying in %.2fs after attempt %d failed: %s",
+                retry_state.upcoming_sleep,
+                retry_state.attempt_number,
+                outcome.exception(),
+            )
+
+    async def _attempt(self, url: URL, task_hash: str) -> Task:
+        await self._limiter.acquire()
+        session = self._get_session()
+        self._requests += 1
+        try:
+            async with session.get(
+                url,
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,  # the key never follows a redirect anywhere
+                raise_for_status=False,
+            ) as response:
+                body = await _read_body(response, task_hash)
+                status, reason, headers = response.status, response.reason, response.headers
+        except asyncio.TimeoutError as exc:
+            self._transport_errors += 1
+            raise TransportError(
+                f"no complete answer within {self._timeout_seconds:g}s (per-attempt timeout)",
+                task_hash=task_hash,
+            ) from exc
+        except aiohttp.ClientPayloadError as exc:
+            self._transport_errors += 1
+            raise TransportError(f"the response was cut off: {exc}", task_hash=task_hash) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            self._transport_errors += 1
+            raise TransportError(
+                f"could not reach the API: {type(exc).__name__}: {exc}", task_hash=task_hash
+            ) from exc
+        if status == 200:
+            info = _protocol.RateLimitInfo.from_headers(headers)
+            if info is not None:
+                self._learn(info)
+            return _protocol.decode_task(
+                status, reason, headers, body, task_hash=task_hash, now=self._wall_clock()
+            )
+        raise self._error(status, reason, headers, body, task_hash)
+
+    def _learn(self, info: _protocol.RateLimitInfo) -> None:
+        self._server_remaining = info.remaining
+        self._server_reset = info.reset
+        self._limiter.observe(info)
+
+    def _error(
+        self,
+        status: int,
+        reason: str | None,
+        headers: Any,
+        body: bytes,
+        task_hash: str,
+    ) -> APIError:
+        """The error an answer means, after learning what it says about the budget."""
+        info = _protocol.RateLimitInfo.from_headers(headers)
+        if info is not None:
+            self._learn(info)
+        error = _protocol.error_for(
+            status, reason, headers, body, task_hash=task_hash, now=self._wall_clock()
+        )
+        if isinstance(error, RateLimitError):
+            self._rate_limited += 1
+            pause = error.retry_after
+            self._limiter.pause(_DEFAULT_RATE_LIMIT_PAUSE if pause is None else pause)
+        elif isinstance(error, ServerError):
+            self._server_errors += 1
+        return error
+
+    # -- telemetry -------------------------------------------------------------------------
+
+    def stats(self) -> ClientStats:
+        """The client's counters and budget right now (see ClientStats)."""
+        return ClientStats(
+            requests=self._requests,
+            retries=self._retries,
+            rate_limited=self._rate_limited,
+            server_errors=self._server_errors,
+            transport_errors=self._transport_errors,
+            requests_per_minute=self._limiter.requests_per_minute,
+            server_limit=self._limiter.server_limit,
+            server_remaining=self._server_remaining,
+            server_reset=self._server_reset,
+            paused_for=self._limiter.paused_for(),
+            waiting=self._limiter.waiting,
+            live_watches=self._live_watches,
+        )
+
+    # -- watching (see watch.py) -----------------------------------------------------------
+
+    def watch(
+        self,
+        task_hash: str,
+        *,
+        min_interval: float = 1.0,
+        max_interval: float = 30.0,
+        timeout: float | None = None,
+        key: ChangeKey | None = None,
+    ) -> AsyncGenerator[Task, None]:
+        """Poll one task until it is done, yielding snapshots; see ``taskwatch.watch``."""
+        return watch_task(
+            self,
+            task_hash,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+            key=key,
+        )
+
+    async def wait(
+        self,
+        task_hash: str,
+        *,
+        min_interval: float = 1.0,
+        max_interval: float = 30.0,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> Task:
+        """Wait until one task is done and return its terminal snapshot; see ``taskwatch.wait``."""
+        return await wait_task(
+            self,
+            task_hash,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+            raise_on_failure=raise_on_failure,
+        )
+
+    def watch_many(
+        self,
+        task_hashes: Iterable[str] | AsyncIterable[str],
+        *,
+        min_interval: float = 1.0,
+        max_interval: float = 30.0,
+        timeout: float | None = None,
+        key: ChangeKey | None = None,
+        on_error: Callable[[str, TaskwatchError], object] | None = None,
+    ) -> AsyncGenerator[Task, None]:
+        """Watch many tasks concurrently on this client's budget; see ``taskwatch.watch_many``."""
+        return watch_many(
+            self,
+            task_hashes,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            timeout=timeout,
+            key=key,
+            on_error=on_error,
+        )
+
+
+async def _read_body(response: aiohttp.ClientResponse, task_hash: str) -> bytes:
+    """The whole body, refusing more than MAX_BODY_BYTES (checked as it streams in, so a
+    compressed or chunked body cannot exhaust memory either)."""
+    limit = _protocol.MAX_BODY_BYTES
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise _protocol.too_large(task_hash, declared)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _protocol.too_large(task_hash, size)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,153 @@
+"""The request budget that every request of one Client passes through.
+
+Scheduling rule
+---------------
+Requests are granted **first come, first served** at a steady pace of ``requests_per_minute``
+with a burst of about one second's worth (at least one request). Each caller reserves the next
+free slot when it asks and then sleeps, alone, until that slot (a GCRA / virtual-scheduling
+token bucket): no waiter is woken for a slot that is not its own, and a later caller can never
+take an earlier caller's slot. Watchers ask only when their own poll is due, so a due poll for a
+quiet task waits at most ``(callers ahead of it) / rate``, however busy the other tasks are: no
+task starves.
+
+The limiter also takes the server's word:
+
+- ``X-RateLimit-Limit`` lower than the configured pace lowers the pace to the server's;
+- ``X-RateLimit-Remaining: 0`` pauses every caller until ``X-RateLimit-Reset``;
+- a 429 pauses every caller until its ``Retry-After`` has passed, so many watchers sharing a
+  client do not turn one 429 into a storm. Callers that reserved a slot before the pause
+  began wake, see the pause, and queue again behind it in pace.
+
+Every server-suggested pause is capped at ``MAX_SERVER_WAIT`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from ._protocol import MAX_SERVER_WAIT, RateLimitInfo
+
+__all__ = ["RateLimiter"]
+
+
+class RateLimiter:
+    """A shared, fair request budget (see the module docstring for the rule).
+
+    Args:
+        requests_per_minute: the client-side cap; None for no cap (server pauses still apply).
+        burst: requests that may go at once after a quiet spell; default one second's worth,
+            at least one.
+        clock: a monotonic clock in seconds (injectable for tests).
+        wall_clock: UNIX time in seconds, to read ``X-RateLimit-Reset``.
+        sleep: the coroutine used to wait (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: float | None = 90.0,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if requests_per_minute is not None and not requests_per_minute > 0:
+            raise ValueError("requests_per_minute must be positive, or None for no cap")
+        if burst is not None and not burst >= 1:
+            raise ValueError("burst must be at least 1")
+        self._configured = requests_per_minute
+        self._burst_setting = burst
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._tat = 0.0  # theoretical arrival time of the next free slot
+        self._paused_until = 0.0
+        self._server_limit: int | None = None
+        self._interval = 0.0
+        self._tolerance = 0.0
+        self._waiting = 0
+        self._set_pace(requests_per_minute)
+
+    def _set_pace(self, requests_per_minute: float | None) -> None:
+        self._pace = requests_per_minute
+        if requests_per_minute is None:
+            self._interval = 0.0
+            self._tolerance = 0.0
+            return
+        per_second = requests_per_minute / 60.0
+        burst = self._burst_setting or max(1.0, per_second)
+        self._interval = 1.0 / per_second
+        self._tolerance = (burst - 1.0) * self._interval
+
+    @property
+    def requests_per_minute(self) -> float | None:
+        """The pace in force: the configured cap, or the server's lower limit once seen."""
+        return self._pace
+
+    @property
+    def waiting(self) -> int:
+        """How many callers are waiting for a slot right now."""
+        return self._waiting
+
+    def paused_for(self) -> float:
+        """Seconds left in a server-imposed pause (0.0 when none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    async def acquire(self) -> None:
+        """Wait for this caller's request slot; returns when the request may be sent.
+
+        Cancellation while waiting gives the slot back when no later caller holds one.
+        """
+        while True:
+            now = self._clock()
+            paused_until = self._paused_until
+            if self._interval == 0.0:
+                delay = paused_until - now
+                reserved = None
+            else:
+                tat = max(self._tat, now, paused_until)
+                start = max(tat - self._tolerance, paused_until)
+                reserved = tat + self._interval
+                self._tat = reserved
+                delay = start - now
+            if delay <= 0:
+                return
+            self._waiting += 1
+            try:
+                await self._sleep(delay)
+            except asyncio.CancelledError:
+                if reserved is not None and self._tat == reserved:
+                    self._tat = reserved - self._interval
+                raise
+            finally:
+                self._waiting -= 1
+            if self._paused_until <= paused_until or self._clock() >= self._paused_until:
+                return
+            # A pause began while we slept: queue again behind it.
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` (capped at MAX_SERVER_WAIT) from now."""
+        seconds = min(max(seconds, 0.0), MAX_SERVER_WAIT)
+        until = self._clock() + seconds
+        self._paused_until = max(self._paused_until, until)
+
+    def observe(self, info: RateLimitInfo | None) -> None:
+        """Learn from one response's ``X-RateLimit-*`` headers (see the module docstring)."""
+        if info is None:
+            return
+        if info.limit is not None and info.limit > 0 and info.limit != self._server_limit:
+            self._server_limit = info.limit
+            configured = self._configured
+            if configured is not None:
+                self._set_pace(min(configured, float(info.limit)))
+        if info.remaining == 0 and info.reset is not None:
+            wait = info.reset - self._wall_clock()
+            if wait > 0:
+                self.pause(wait)
+
+    @property
+    def server_limit(self) -> int | None:
+        """The last ``X-RateLimit-Limit`` the server sent, or None."""
+        return self._server_limit

@@ -1,0 +1,275 @@
+"""The client against real aiohttp servers on 127.0.0.1: retries, timeouts, resets, redirects,
+size caps, session ownership and clean cancellation (the suite fails on any ResourceWarning)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from taskwatch import (
+    APIError,
+    Client,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+
+from .conftest import SECRET, TASK_HASH, ServeFactory, base_url, fixture_bytes
+
+TASK_PATH = "/v1/tasks/{task_hash}"
+BODY = fixture_bytes("get-task-200.json")
+
+
+def ok_response() -> web.Response:
+    return web.Response(
+        body=BODY,
+        content_type="application/json",
+        headers={
+            "X-RateLimit-Limit": "90",
+            "X-RateLimit-Remaining": "89",
+            "X-RateLimit-Reset": "1900000000",
+        },
+    )
+
+
+def fast_client(url: str, **kwargs: object) -> Client:
+    options: dict[str, object] = {
+        "requests_per_minute": None,
+        "retry_initial_wait": 0.001,
+        "retry_max_wait": 0.01,
+        "max_retries": 2,
+    }
+    options.update(kwargs)
+    return Client(SECRET, base_url=url, **options)  # type: ignore[arg-type]
+
+
+async def test_get_task_over_http(serve: ServeFactory) -> None:
+    seen: list[web.Request] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request)
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        task = await client.get_task(TASK_HASH)
+        stats = client.stats()
+    assert task.total_results == 156
+    assert seen[0].headers["Authorization"] == f"Token {SECRET}"
+    assert seen[0].match_info["task_hash"] == TASK_HASH
+    assert seen[0].headers["User-Agent"].startswith("taskwatch/")
+    assert stats.server_limit == 90
+    assert stats.server_remaining == 89
+    assert stats.server_reset == 1900000000.0
+
+
+async def test_connection_refused_is_retried_then_transport_error() -> None:
+    # Find a port nobody listens on: bind, note it, close.
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    async with fast_client(f"http://127.0.0.1:{port}/v1") as client:
+        with pytest.raises(TransportError, match="could not reach the API") as info:
+            await client.get_task(TASK_HASH)
+        assert client.stats().transport_errors == 3
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectionError)
+    assert SECRET not in str(info.value)
+
+
+async def test_hanging_server_hits_the_per_attempt_timeout(serve: ServeFactory) -> None:
+    calls = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(30)
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server), timeout=0.2, max_retries=1) as client:
+        with pytest.raises(TransportError, match="per-attempt timeout"):
+            await client.get_task(TASK_HASH)
+    assert calls == 2
+
+
+async def test_reset_mid_response_is_retried(serve: ServeFactory) -> None:
+    calls = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            response = web.StreamResponse(headers={"Content-Length": str(len(BODY))})
+            await response.prepare(request)
+            await response.write(BODY[:50])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        task = await client.get_task(TASK_HASH)
+        assert client.stats().transport_errors == 1
+    assert task.hash_value == TASK_HASH
+    assert calls == 2
+
+
+async def test_server_errors_then_success(serve: ServeFactory) -> None:
+    statuses = [503, 500]
+
+    async def handler(request: web.Request) -> web.Response:
+        if statuses:
+            return web.json_response({"detail": "down"}, status=statuses.pop(0))
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        await client.get_task(TASK_HASH)
+        assert client.stats().requests == 3
+
+
+async def test_persistent_server_error_raises_the_last_one(serve: ServeFactory) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"detail": "still down"}, status=503)
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        with pytest.raises(ServerError, match="still down") as info:
+            await client.get_task(TASK_HASH)
+    assert info.value.status == 503
+
+
+async def test_redirect_to_another_host_is_not_followed(serve: ServeFactory) -> None:
+    other_calls: list[web.Request] = []
+
+    async def other(request: web.Request) -> web.Response:
+        other_calls.append(request)
+        return ok_response()
+
+    other_server = await serve({TASK_PATH: other})
+    target = str(other_server.make_url(f"/v1/tasks/{TASK_HASH}")).replace("127.0.0.1", "localhost")
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(target)
+
+    server = await serve({TASK_PATH: redirect})
+    async with fast_client(base_url(server)) as client:
+        with pytest.raises(APIError, match="redirect") as info:
+            await client.get_task(TASK_HASH)
+    assert info.value.status == 302
+    assert other_calls == []  # the key went nowhere else
+
+
+async def test_declared_huge_body_is_refused(serve: ServeFactory) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"{" + b" " * (2 << 20) + b"}", content_type="application/json")
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        with pytest.raises(ResponseFormatError, match="byte limit"):
+            await client.get_task(TASK_HASH)
+        assert client.stats().requests == 1
+
+
+async def test_streamed_huge_body_is_refused(serve: ServeFactory) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = b" " * 65536
+        try:
+            for _ in range(64):
+                await response.write(chunk)
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass  # the client hung up, as it should
+        return response
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        with pytest.raises(ResponseFormatError, match="byte limit"):
+            await client.get_task(TASK_HASH)
+
+
+async def test_slow_drip_within_the_timeout_succeeds(serve: ServeFactory) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(BODY), 100):
+            await response.write(BODY[start : start + 100])
+            await asyncio.sleep(0.02)
+        await response.write_eof()
+        return response
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server), timeout=5) as client:
+        task = await client.get_task(TASK_HASH)
+    assert task.total_results == 156
+
+
+async def test_callers_session_is_used_and_left_open(serve: ServeFactory) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    async with aiohttp.ClientSession() as session:
+        async with fast_client(base_url(server), session=session) as client:
+            await client.get_task(TASK_HASH)
+        assert not session.closed
+        async with session.get(server.make_url(f"/v1/tasks/{TASK_HASH}")) as response:
+            assert json.loads(await response.read())["hash_value"] == TASK_HASH
+
+
+async def test_own_session_is_created_once_and_closed(serve: ServeFactory) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    client = fast_client(base_url(server))
+    await client.get_task(TASK_HASH)
+    session = client._session
+    await client.get_task(TASK_HASH)
+    assert client._session is session
+    assert session is not None
+    await client.aclose()
+    assert session.closed
+
+
+async def test_cancelling_an_in_flight_call_leaks_nothing(serve: ServeFactory) -> None:
+    started = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        started.set()
+        await asyncio.sleep(30)
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        call = asyncio.ensure_future(client.get_task(TASK_HASH))
+        await started.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    # filterwarnings=error turns an unclosed session/connection into a failure here.
+
+
+async def test_concurrent_calls_share_one_pool(serve: ServeFactory) -> None:
+    peers: set[int] = set()
+
+    async def handler(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        peers.add(request.transport.get_extra_info("peername")[1])
+        return ok_response()
+
+    server = await serve({TASK_PATH: handler})
+    async with fast_client(base_url(server)) as client:
+        for _ in range(5):
+            await asyncio.gather(*(client.get_task(TASK_HASH) for _ in range(10)))
+        assert client.stats().requests == 50
+    assert len(peers) <= 10  # connections were reused, not one per call

@@ -1,0 +1,468 @@
+"""The pure protocol core, tested with tables: no server, no clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from yarl import URL
+
+from taskwatch import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    InvalidTaskHashError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    Task,
+)
+from taskwatch._protocol import (
+    MAX_SERVER_WAIT,
+    RateLimitInfo,
+    auth_headers,
+    decode_task,
+    error_for,
+    normalise_base_url,
+    parse_retry_after,
+    task_url,
+    validate_task_hash,
+)
+
+from .conftest import TASK_HASH, fixture_bytes, fixture_json
+
+BASE = URL("https://api.lobstr.io/v1")
+NOW = 1_700_000_000.0
+
+
+def decode(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Task:
+    return decode_task(status, "Reason", headers or {}, body, task_hash=TASK_HASH, now=NOW)
+
+
+# -- URL and headers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "task_hash",
+    [TASK_HASH, "A", "abc-DEF_123.x~y", "x" * 256, "..a", "a.."],
+)
+def test_valid_hashes_make_one_path_segment(task_hash: str) -> None:
+    url = task_url(BASE, task_hash)
+    assert url.path == f"/v1/tasks/{task_hash}"
+    assert url.raw_parts[-1] == task_hash
+    assert url.query_string == ""
+    assert url.fragment == ""
+
+
+@pytest.mark.parametrize(
+    "task_hash",
+    [
+        "",
+        ".",
+        "..",
+        "../me",
+        "a/b",
+        "/abs",
+        "x?y=1",
+        "x#frag",
+        "a%2Fb",
+        "a b",
+        "tâche",
+        "a\nb",
+        "a\x00",
+        "x" * 257,
+        "a\\b",
+    ],
+)
+def test_unsafe_hashes_are_refused_before_any_request(task_hash: str) -> None:
+    with pytest.raises(InvalidTaskHashError, match="invalid task hash") as info:
+        task_url(BASE, task_hash)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("value", [None, 123, b"abc", ["a"]])
+def test_non_string_hashes_are_refused(value: object) -> None:
+    with pytest.raises(InvalidTaskHashError, match="must be a str"):
+        validate_task_hash(value)
+
+
+def test_long_invalid_hash_is_shortened_in_the_message() -> None:
+    with pytest.raises(InvalidTaskHashError) as info:
+        validate_task_hash("/" * 1000)
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://api.lobstr.io/v1", "https://api.lobstr.io/v1"),
+        ("https://api.lobstr.io/v1/", "https://api.lobstr.io/v1"),
+        ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
+        ("https://proxy.example/lobstr/v1//", "https://proxy.example/lobstr/v1"),
+    ],
+)
+def test_base_url_normalised(given: str, expected: str) -> None:
+    assert str(normalise_base_url(given)) == expected
+
+
+@pytest.mark.parametrize(
+    "given", ["api.lobstr.io/v1", "ftp://x/v1", "https:///v1", "https://x/v1?a=1", "https://x/#f"]
+)
+def test_bad_base_urls_refused(given: str) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        normalise_base_url(given)
+
+
+def test_auth_header_uses_documented_token_scheme() -> None:
+    headers = auth_headers("KEY", "taskwatch/1")
+    assert headers["Authorization"] == "Token KEY"
+    assert headers["Accept"] == "application/json"
+
+
+# -- 200 bodies ----------------------------------------------------------------------------
+
+
+def test_documented_body_decodes_verbatim() -> None:
+    task = decode(fixture_bytes("get-task-200.json"))
+    assert task.hash_value == "c5e29d2aba8b77cdc56391e7405302de"
+    assert task.created_at == datetime(2024, 12, 24, 10, 57, 55, 45567)
+    assert task.is_active is True
+    assert task.params == {"url": "https://www.linkedin.com/in/johndoe"}
+    assert task.module == 5
+    assert task.object == "task"
+    status = task.status
+    assert status.status == "completed"
+    assert status.started_at == datetime(2025, 2, 4, 10, 25, 47, 278419)
+    assert status.ended_at == datetime(2025, 2, 4, 10, 26, 52, 310738)
+    assert status.is_done is True
+    assert status.total_results == 156
+    assert status.total_pages == 1
+    assert status.done_reason == "completed"
+    assert status.has_errors is False
+    assert status.errors is None
+    assert task.is_done is True
+    assert task.total_results == 156
+
+
+def _body(**status_overrides: Any) -> bytes:
+    data = fixture_json("get-task-200.json")
+    data["status"].update(status_overrides)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "attribute", "expected"),
+    [
+        ({"status": "queued_for_gpu"}, "status", "queued_for_gpu"),
+        ({"errors": "proxy blocked"}, "errors", "proxy blocked"),
+        ({"errors": {"message": "boom", "code": 7}}, "errors", {"message": "boom", "code": 7}),
+        ({"done_reason": None}, "done_reason", None),
+        ({"ended_at": None}, "ended_at", None),
+        (
+            {"ended_at": "2025-02-04T10:26:52Z"},
+            "ended_at",
+            datetime(2025, 2, 4, 10, 26, 52, tzinfo=timezone.utc),
+        ),
+        ({"brand_new_field": [1, 2]}, "status", "completed"),
+    ],
+)
+def test_tolerated_variations(overrides: dict[str, Any], attribute: str, expected: Any) -> None:
+    task = decode(_body(**overrides))
+    assert getattr(task.status, attribute) == expected
+
+
+def test_unknown_top_level_fields_are_ignored() -> None:
+    data = fixture_json("get-task-200.json")
+    data["shiny_new_thing"] = {"a": 1}
+    assert decode(json.dumps(data).encode()).hash_value == TASK_HASH
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"", "not JSON"),
+        (b"<html><body>Bad gateway</body></html>", "not JSON"),
+        (b"\xff\xfe\x00", "not JSON"),
+        (b"[1, 2]", "documented shape"),
+        (b'"task"', "documented shape"),
+        (b"null", "documented shape"),
+        (b"{}", "documented shape"),
+        (b'{"hash_value": "x"}', "documented shape"),
+        (_body(is_done="false"), "documented shape"),
+        (_body(total_results="12"), "documented shape"),
+        (_body(total_results=None), "documented shape"),
+        (_body(started_at="yesterday"), "documented shape"),
+        (_body(started_at=12), "documented shape"),
+    ],
+)
+def test_bad_bodies_raise_response_format_error(body: bytes, fragment: str) -> None:
+    with pytest.raises(ResponseFormatError, match=fragment) as info:
+        decode(body)
+    assert info.value.task_hash == TASK_HASH
+    assert info.value.truncated is False
+
+
+def test_shape_errors_carry_cattrs_detail() -> None:
+    with pytest.raises(ResponseFormatError) as info:
+        decode(_body(is_done="false"))
+    assert any("$.status.is_done" in line for line in info.value.details)
+    assert info.value.__cause__ is not None
+
+
+def test_every_prefix_of_the_documented_body_is_seen_as_cut_off() -> None:
+    full = fixture_bytes("get-task-200.json")
+    for end in range(1, len(full.rstrip()) - 1):
+        with pytest.raises(ResponseFormatError) as info:
+            decode(full[:end])
+        assert info.value.truncated, full[:end]
+
+
+# -- error answers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "fixture", "cls", "message", "error_type"),
+    [
+        (401, "error-401-detail.json", AuthenticationError, "Invalid token.", None),
+        (404, "get-task-404.json", NotFoundError, "Task not found", "not_found_error"),
+        (
+            429,
+            "error-429-ratelimit.json",
+            RateLimitError,
+            "Rate limit exceeded. Please try again later.",
+            "RateLimitExceeded",
+        ),
+        (
+            429,
+            "error-429-throttled.json",
+            RateLimitError,
+            "Request was throttled. Expected available in 2 seconds.",
+            None,
+        ),
+    ],
+)
+def test_documented_error_bodies(
+    status: int, fixture: str, cls: type[APIError], message: str, error_type: str | None
+) -> None:
+    with pytest.raises(cls) as info:
+        decode(fixture_bytes(fixture), status=status)
+    error = info.value
+    assert error.status == status
+    assert error.message == message
+    assert error.error_type == error_type
+    assert error.body == fixture_json(fixture)
+    assert error.task_hash == TASK_HASH
+    assert message in str(error)
+
+
+def test_sdk_errors_shape() -> None:
+    body = b'{"errors": {"message": "Bad param", "type": "validation", "code": 400}}'
+    with pytest.raises(BadRequestError) as info:
+        decode(body, status=400)
+    assert info.value.message == "Bad param"
+    assert info.value.error_type == "validation"
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (405, APIError),
+        (409, APIError),
+        (422, APIError),
+        (429, RateLimitError),
+        (500, ServerError),
+        (502, ServerError),
+        (503, ServerError),
+        (504, ServerError),
+        (599, ServerError),
+    ],
+)
+def test_status_to_error_class(status: int, cls: type[APIError]) -> None:
+    error = error_for(status, "Some Reason", {}, b"", task_hash="h", now=NOW)
+    assert type(error) is cls
+    assert error.message == "Some Reason"  # no body: the HTTP reason
+
+
+def test_non_json_error_body_kept_as_text() -> None:
+    error = error_for(502, "Bad Gateway", {}, b"<html>nginx</html>", task_hash=None, now=NOW)
+    assert error.body == "<html>nginx</html>"
+    assert error.message == "Bad Gateway"
+
+
+def test_redirect_is_an_error_naming_the_location() -> None:
+    error = error_for(
+        302, "Found", {"Location": "https://evil.example/x"}, b"", task_hash="h", now=NOW
+    )
+    assert type(error) is APIError
+    assert "evil.example" in error.message
+    assert "does not follow redirects" in error.message
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({"Retry-After": "7"}, b"", 7.0),
+        ({}, fixture_bytes("error-429-throttled.json"), 2.0),
+        ({"Retry-After": "3"}, fixture_bytes("error-429-throttled.json"), 3.0),
+        ({}, fixture_bytes("error-429-ratelimit.json"), None),
+        ({"Retry-After": "soon"}, b"", None),
+    ],
+)
+def test_rate_limit_error_retry_after(
+    headers: dict[str, str], body: bytes, expected: float | None
+) -> None:
+    error = error_for(429, "Too Many Requests", headers, body, task_hash="h", now=NOW)
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after == expected
+
+
+def test_server_error_keeps_retry_after() -> None:
+    error = error_for(503, "Unavailable", {"Retry-After": "5"}, b"", task_hash="h", now=NOW)
+    assert isinstance(error, ServerError)
+    assert error.retry_after == 5.0
+
+
+# -- headers -------------------------------------------------------------------------------
+
+
+def _http_date(offset: float) -> str:
+    return format_datetime(datetime.fromtimestamp(NOW + offset, tz=timezone.utc), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("0", 0.0),
+        ("2", 2.0),
+        (" 2 ", 2.0),
+        ("1.5", 1.5),
+        ("-5", 0.0),
+        ("99999999", MAX_SERVER_WAIT),
+        ("1e999", None),
+        ("nan", None),
+        ("inf", None),
+        ("soon", None),
+        ("12abc", None),
+        (_http_date(30), 30.0),
+        (_http_date(-30), 0.0),
+        (_http_date(10_000), MAX_SERVER_WAIT),
+        ("Wed, 21 Oct 2015 07:28:00 -0000", None),
+        ("Thu, 99 Foo 2015 25:61:00 GMT", None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"Content-Type": "application/json"}, None),
+        (
+            {"X-RateLimit-Limit": "90", "X-RateLimit-Remaining": "12", "X-RateLimit-Reset": "17"},
+            RateLimitInfo(limit=90, remaining=12, reset=17.0),
+        ),
+        ({"X-RateLimit-Remaining": "0"}, RateLimitInfo(limit=None, remaining=0, reset=None)),
+        (
+            {"X-RateLimit-Limit": "lots", "X-RateLimit-Remaining": "-3", "X-RateLimit-Reset": "x"},
+            None,
+        ),
+        (
+            {"X-RateLimit-Limit": "90", "X-RateLimit-Reset": "inf"},
+            RateLimitInfo(limit=90, remaining=None, reset=None),
+        ),
+    ],
+)
+def test_rate_limit_headers(headers: dict[str, str], expected: RateLimitInfo | None) -> None:
+    assert RateLimitInfo.from_headers(headers) == expected
+
+
+# -- property-based ------------------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_any_json_value_is_a_task_or_a_format_error(value: Any) -> None:
+    try:
+        task = decode(json.dumps(value).encode())
+    except ResponseFormatError:
+        return
+    assert isinstance(task, Task)
+
+
+_FIELDS = [
+    ("hash_value",),
+    ("created_at",),
+    ("is_active",),
+    ("params",),
+    ("module",),
+    ("object",),
+    ("status",),
+    ("status", "status"),
+    ("status", "started_at"),
+    ("status", "ended_at"),
+    ("status", "is_done"),
+    ("status", "total_results"),
+    ("status", "total_pages"),
+    ("status", "done_reason"),
+    ("status", "has_errors"),
+    ("status", "errors"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(_FIELDS),
+    st.one_of(st.just("__delete__"), _json, st.text(min_size=1000, max_size=3000)),
+    st.dictionaries(st.text(max_size=8), _json, max_size=3),
+)
+def test_mutated_documented_body(path: tuple[str, ...], value: Any, extra: dict[str, Any]) -> None:
+    data = fixture_json("get-task-200.json")
+    target = data
+    for part in path[:-1]:
+        target = target[part]
+    if value == "__delete__":
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    for name, extra_value in extra.items():
+        data.setdefault(name, extra_value)
+    try:
+        task = decode(json.dumps(data).encode())
+    except ResponseFormatError as exc:
+        error: ResponseFormatError | None = exc
+    else:
+        error = None
+        assert isinstance(task, Task)
+    assert error is None or error.task_hash == TASK_HASH
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_are_a_task_or_a_format_error(body: bytes) -> None:
+    try:
+        decode(body)
+    except ResponseFormatError:
+        return

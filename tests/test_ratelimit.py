@@ -1,0 +1,162 @@
+"""The shared limiter on a fake clock: pacing, burst, FIFO fairness, pauses, server headers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from taskwatch import RateLimiter
+from taskwatch._protocol import MAX_SERVER_WAIT, RateLimitInfo
+
+from .conftest import FakeTime
+
+
+def limiter_on(time: FakeTime, rpm: float | None = 60.0, **kwargs: float) -> RateLimiter:
+    return RateLimiter(
+        rpm, clock=time.clock, wall_clock=lambda: 1_000_000.0 + time.now, sleep=time.sleep, **kwargs
+    )
+
+
+async def grant_times(limiter: RateLimiter, time: FakeTime, count: int) -> list[float]:
+    granted: list[tuple[int, float]] = []
+
+    async def one(index: int) -> None:
+        await limiter.acquire()
+        granted.append((index, time.now))
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return [at for _, at in sorted(granted)]
+
+
+async def test_paces_at_the_configured_rate() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0)  # one per second, burst of one
+    times = await grant_times(limiter, time, 5)
+    assert times == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+async def test_90_per_minute_allows_a_burst_of_about_one_second() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=90.0)
+    times = await grant_times(limiter, time, 10)
+    interval = 60 / 90
+    # 1.5 tokens: the second request goes half an interval early, then the pace holds.
+    assert times[0] == 0.0
+    for k in range(1, 10):
+        assert times[k] == pytest.approx((k - 0.5) * interval)
+
+
+async def test_larger_burst_lets_that_many_go_at_once() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0, burst=3)
+    times = await grant_times(limiter, time, 5)
+    assert times == [0.0, 0.0, 0.0, 1.0, 2.0]
+
+
+async def test_grants_are_first_come_first_served() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0)
+    order: list[int] = []
+
+    async def one(index: int) -> None:
+        await limiter.acquire()
+        order.append(index)
+
+    await asyncio.gather(*(one(i) for i in range(20)))
+    assert order == list(range(20))
+
+
+async def test_each_waiter_sleeps_once_for_its_own_slot() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0)
+    await grant_times(limiter, time, 50)
+    assert len(time.sleeps) == 49  # no herd of wake-ups: one sleep per waiting caller
+
+
+async def test_no_cap_means_no_waiting() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=None)
+    times = await grant_times(limiter, time, 100)
+    assert set(times) == {0.0}
+    assert time.sleeps == []
+
+
+async def test_pause_holds_every_caller() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=None)
+    limiter.pause(5.0)
+    assert limiter.paused_for() == 5.0
+    times = await grant_times(limiter, time, 3)
+    assert times == [5.0, 5.0, 5.0]
+
+
+async def test_pause_during_a_wait_requeues_behind_it() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0)
+    await limiter.acquire()  # t=0
+    waiter = asyncio.ensure_future(limiter.acquire())  # reserved for t=1
+    await asyncio.sleep(0)
+    limiter.pause(10.0)  # a 429 arrives while it sleeps
+    await waiter
+    assert time.now >= 10.0
+
+
+async def test_pause_is_capped() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time)
+    limiter.pause(10_000.0)
+    assert limiter.paused_for() == MAX_SERVER_WAIT
+    limiter.pause(-5)
+    assert limiter.paused_for() == MAX_SERVER_WAIT
+
+
+async def test_cancelled_waiter_gives_its_slot_back() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0)
+    await limiter.acquire()
+    gate = asyncio.Event()
+
+    async def blocked_sleep(seconds: float) -> None:
+        await gate.wait()
+
+    limiter._sleep = blocked_sleep
+    waiter = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0)
+    assert limiter.waiting == 1
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert limiter.waiting == 0
+    limiter._sleep = time.sleep
+    times = await grant_times(limiter, time, 1)
+    assert times == [1.0]  # the cancelled caller's slot went to the next one
+
+
+async def test_server_limit_lowers_the_pace() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=90.0)
+    limiter.observe(RateLimitInfo(limit=30, remaining=29, reset=None))
+    assert limiter.requests_per_minute == 30.0
+    assert limiter.server_limit == 30
+    limiter.observe(RateLimitInfo(limit=1000, remaining=999, reset=None))
+    assert limiter.requests_per_minute == 90.0  # never above the configured cap
+
+
+async def test_remaining_zero_pauses_until_reset() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=None)
+    wall_now = 1_000_000.0
+    limiter.observe(RateLimitInfo(limit=90, remaining=0, reset=wall_now + 12))
+    assert limiter.paused_for() == pytest.approx(12.0)
+    limiter2 = limiter_on(FakeTime(start=0.0), rpm=None)
+    limiter2.observe(RateLimitInfo(limit=90, remaining=0, reset=wall_now - 5))  # already reset
+    assert limiter2.paused_for() == 0.0
+    limiter2.observe(None)
+    assert limiter2.paused_for() == 0.0
+
+
+@pytest.mark.parametrize(("rpm", "burst"), [(0, None), (-1, None), (60, 0.5)])
+def test_bad_settings(rpm: float, burst: float | None) -> None:
+    with pytest.raises(ValueError, match="must"):
+        RateLimiter(rpm, burst=burst)
