@@ -1,0 +1,1075 @@
+"""A simulated Lobstr.io task API, served by a real aiohttp server on localhost.
+
+:class:`SimulatedTaskAPI` answers ``GET /v1/tasks/{task_hash}`` the way the documented
+Lobstr.io API does: the same 200 body shape, the same error bodies (401, 404, 429), the
+``X-RateLimit-*`` headers on every response and ``Retry-After`` on a 429. Tasks follow
+scripts (:class:`ScriptStep`) on a simulated clock that can run faster than real time,
+and failures (:class:`Fault`) can be injected into chosen requests: error statuses,
+429s, delays, hangs, dropped connections, truncated, malformed, oversized or slowly
+dripped bodies and redirects.
+
+It is a real HTTP server, so any HTTP client works against it: point the client at
+:attr:`SimulatedTaskAPI.base_url` and send :attr:`SimulatedTaskAPI.api_key`.
+
+Use it as an async context manager, for instance in a pytest fixture::
+
+    import pytest
+    from taskwatch.testing import ScriptStep, SimulatedTaskAPI
+
+    @pytest.fixture
+    async def lobstr_api():
+        async with SimulatedTaskAPI(rate_limit=None) as api:
+            yield api
+
+    async def test_watch(lobstr_api):
+        task_hash = lobstr_api.add_task(
+            [
+                ScriptStep(at=0, status="pending"),
+                ScriptStep(at=5, status="running", total_results=10, total_pages=1),
+                ScriptStep(
+                    at=20, status="completed", total_results=156, total_pages=3,
+                    is_done=True, done_reason="completed",
+                ),
+            ]
+        )
+        ...  # poll f"{lobstr_api.base_url}/tasks/{task_hash}"
+
+This module depends only on the standard library, aiohttp and attrs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import copy
+import itertools
+import json
+import math
+import random
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Literal
+
+import attrs
+from aiohttp import web
+
+__all__ = ["Fault", "ScriptStep", "SimulatedTaskAPI", "SimulatorStats"]
+
+FaultKind = Literal[
+    "status",
+    "rate_limited",
+    "delay",
+    "hang",
+    "drop",
+    "truncated",
+    "malformed",
+    "redirect",
+    "large",
+    "slow_drip",
+]
+"""The kinds of :class:`Fault`; each has a constructor of the same name on :class:`Fault`."""
+
+_FAULT_KINDS: tuple[str, ...] = (
+    "status",
+    "rate_limited",
+    "delay",
+    "hang",
+    "drop",
+    "truncated",
+    "malformed",
+    "redirect",
+    "large",
+    "slow_drip",
+)
+
+_JSON_CT = "application/json"
+_NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
+_INVALID_TOKEN = {"detail": "Invalid token."}
+_NOT_FOUND = {
+    "error": {"message": "Task not found", "type": "not_found_error", "param": "task_hash"}
+}
+_RATE_LIMITED = {
+    "error": "Rate limit exceeded. Please try again later.",
+    "type": "RateLimitExceeded",
+    "code": 429,
+}
+_DEFAULT_DETAIL = {
+    400: "Bad request.",
+    401: "Invalid token.",
+    403: "You do not have permission to perform this action.",
+    500: "A server error occurred.",
+}
+_EMPTY_BODY_STATUSES = frozenset({204, 205, 304})
+_DEFAULT_OUTCOMES: Mapping[str, float] = {"completed": 0.8, "aborted": 0.1, "failed": 0.1}
+_OUTCOMES = ("completed", "aborted", "failed")
+_FAILURE_ERRORS: tuple[str | dict[str, Any], ...] = (
+    "Proxy error: the target site refused the connection",
+    "Session expired: reconnect the account and relaunch the task",
+    {"message": "Too many requests to the target site", "code": 429},
+    {"message": "Unexpected page layout; could not parse results", "code": 500},
+    {"message": "Target page not found", "code": 404},
+)
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def _check_non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _copy_errors(value: str | Mapping[str, Any] | None) -> str | dict[str, Any] | None:
+    if value is None or isinstance(value, str):
+        return value
+    return copy.deepcopy(dict(value))
+
+
+@attrs.frozen
+class ScriptStep:
+    """One step of a task's script: the task's state from simulated second ``at`` on.
+
+    A task's state at simulated time ``t`` (seconds since it was added) is the last step
+    of its script with ``at <= t``; before its first step a task reads as ``pending`` with
+    no results. The fields map one to one onto the ``status`` object of the API's task
+    body. ``errors`` may be ``None``, a string or a JSON object. ``is_active`` is reported
+    as ``not is_done`` unless set explicitly.
+    """
+
+    at: float = attrs.field(converter=float, validator=_check_non_negative)
+    status: str
+    total_results: int = attrs.field(default=0, validator=_check_non_negative)
+    total_pages: int = attrs.field(default=0, validator=_check_non_negative)
+    is_done: bool = False
+    done_reason: str | None = None
+    has_errors: bool = False
+    errors: str | dict[str, Any] | None = attrs.field(default=None, converter=_copy_errors)
+    is_active: bool | None = None
+
+
+def _encode_body(body: object) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return _dumps(body)
+
+
+def _default_error_body(code: int) -> object:
+    if code == 404:
+        return _NOT_FOUND
+    if code == 429:
+        return _RATE_LIMITED
+    if code in _DEFAULT_DETAIL:
+        return {"detail": _DEFAULT_DETAIL[code]}
+    try:
+        phrase = HTTPStatus(code).phrase
+    except ValueError:
+        phrase = f"Error {code}"
+    return {"detail": phrase + "."}
+
+
+def _retry_after_text(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    if value < 0:
+        raise ValueError(f"retry_after must be >= 0, got {value!r}")
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+@attrs.frozen
+class Fault:
+    """A failure to inject into matching requests with :meth:`SimulatedTaskAPI.inject`.
+
+    Build faults with the class methods (:meth:`status`, :meth:`rate_limited`,
+    :meth:`throttled`, :meth:`delay`, :meth:`hang`, :meth:`drop`, :meth:`truncated`,
+    :meth:`malformed`, :meth:`redirect`, :meth:`large`, :meth:`slow_drip`) rather than
+    the constructor. Faults are immutable and can be injected any number of times.
+
+    A faulted request takes the fault instead of the normal checks (a fault wins over a
+    401, 404 or 429 the request would otherwise get), but it still counts in the
+    rate-limit window and in :attr:`SimulatedTaskAPI.stats`. The "delivery" faults
+    (:meth:`delay`, :meth:`truncated`, :meth:`large`, :meth:`slow_drip`) deliver the
+    response the request would normally get (a 200 for a known task and a valid key).
+    """
+
+    kind: FaultKind = attrs.field(validator=attrs.validators.in_(_FAULT_KINDS))
+    code: int = 200
+    body: bytes = b""
+    content_type: str | None = _JSON_CT
+    headers: tuple[tuple[str, str], ...] = ()
+    seconds: float = 0.0
+    chunks: int = 1
+    nbytes: int = 0
+
+    @classmethod
+    def status(
+        cls,
+        code: int,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = _JSON_CT,
+    ) -> Fault:
+        """Answer with HTTP status ``code`` (200-599) and a JSON error body.
+
+        ``body`` may be bytes or str (sent verbatim) or a JSON-serialisable value. The
+        default body has the documented shape for the code: ``{"detail": ...}`` for most
+        codes (for example ``{"detail": "A server error occurred."}`` for 500), the
+        documented not-found body for 404 and the documented rate-limit body for 429.
+        ``headers`` are added to (and override) the response's headers; a ``status(429)``
+        carries no ``Retry-After`` unless given here (use :meth:`rate_limited` for one).
+        """
+        if not 200 <= code <= 599:
+            raise ValueError(f"status code must be in 200..599, got {code!r}")
+        if code in _EMPTY_BODY_STATUSES:
+            encoded = b""
+        else:
+            encoded = _encode_body(_default_error_body(code) if body is None else body)
+        return cls(
+            kind="status",
+            code=code,
+            body=encoded,
+            content_type=content_type,
+            headers=tuple((headers or {}).items()),
+        )
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | str = 2, *, body: object = None) -> Fault:
+        """Answer 429 with ``Retry-After`` and the documented rate-limit body.
+
+        A number is sent as whole seconds when integral (``2`` -> ``"2"``) and otherwise
+        as a decimal (``0.5`` -> ``"0.5"``, not standard HTTP but handy for fast tests);
+        a string (an HTTP-date, or garbage) is sent verbatim. ``body`` replaces the
+        documented ``{"error": "Rate limit exceeded. ...", "type": "RateLimitExceeded",
+        "code": 429}`` body. Counts as a 429 in the stats.
+        """
+        return cls(
+            kind="rate_limited",
+            code=429,
+            body=_encode_body(_RATE_LIMITED if body is None else body),
+            headers=(("Retry-After", _retry_after_text(retry_after)),),
+        )
+
+    @classmethod
+    def throttled(cls, wait: int = 2) -> Fault:
+        """Answer 429 in the documented throttling style.
+
+        The body is ``{"detail": "Request was throttled. Expected available in N
+        seconds."}`` with ``Retry-After: N``.
+        """
+        if wait < 0:
+            raise ValueError(f"wait must be >= 0, got {wait!r}")
+        detail = {"detail": f"Request was throttled. Expected available in {wait} seconds."}
+        return cls.rate_limited(wait, body=detail)
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Answer normally, but only after ``seconds`` real seconds.
+
+        If the server closes meanwhile, the connection is closed without an answer.
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        return cls(kind="delay", seconds=float(seconds))
+
+    @classmethod
+    def hang(cls) -> Fault:
+        """Never answer: hold the request until the client goes away or the server closes.
+
+        On server close the connection is closed without an answer.
+        """
+        return cls(kind="hang")
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection without sending any response.
+
+        Note that aiohttp's client silently retries an idempotent request once when the
+        server disconnects before answering; inject with ``times=2`` for an aiohttp
+        client to see the ``ServerDisconnectedError``. Both attempts count as requests.
+        """
+        return cls(kind="drop")
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        """Send the normal response's status line and headers, including a
+        ``Content-Length`` for the full body, then half the body, then close the
+        connection. A client sees a payload error while reading the body.
+        """
+        return cls(kind="truncated")
+
+    @classmethod
+    def malformed(
+        cls,
+        body: bytes = b"<html><head><title>Maintenance</title></head>"
+        b"<body><h1>Down for maintenance</h1></body></html>",
+        content_type: str | None = "text/html",
+        status: int = 200,
+    ) -> Fault:
+        """Answer ``status`` (200 by default) with ``body`` sent verbatim.
+
+        ``body`` may be anything: HTML, ``b""``, JSON text cut off mid-way; the
+        ``Content-Length`` matches what is sent. ``content_type`` ``None`` leaves the
+        header to aiohttp's default (``application/octet-stream``).
+        """
+        if not 200 <= status <= 599:
+            raise ValueError(f"status must be in 200..599, got {status!r}")
+        return cls(kind="malformed", code=status, body=body, content_type=content_type)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> Fault:
+        """Answer ``status`` (302 by default) with ``Location: location`` and no body."""
+        if not 300 <= status <= 399:
+            raise ValueError(f"redirect status must be in 300..399, got {status!r}")
+        return cls(
+            kind="redirect", code=status, content_type=None, headers=(("Location", location),)
+        )
+
+    @classmethod
+    def large(cls, nbytes: int) -> Fault:
+        """Deliver the normal response with its JSON body padded to about ``nbytes`` bytes.
+
+        A task body is padded inside ``params`` (key ``"padding"``), other bodies get a
+        top-level ``"padding"`` key. The body stays valid JSON.
+        """
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
+        return cls(kind="large", nbytes=nbytes)
+
+    @classmethod
+    def slow_drip(cls, seconds: float, chunks: int = 10) -> Fault:
+        """Deliver the normal response with its headers at once and its body in
+        ``chunks`` pieces, one every ``seconds / chunks`` real seconds.
+
+        If the server closes meanwhile, the connection is closed mid-body.
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        if chunks < 1:
+            raise ValueError(f"chunks must be >= 1, got {chunks!r}")
+        return cls(kind="slow_drip", seconds=float(seconds), chunks=chunks)
+
+
+@attrs.frozen
+class SimulatorStats:
+    """A snapshot of the simulator's counters, taken by :attr:`SimulatedTaskAPI.stats`.
+
+    Every request that reached the task endpoint counts, whatever its outcome.
+    """
+
+    requests: int
+    """All requests to ``/v1/tasks/{task_hash}``."""
+    by_status: Mapping[int, int]
+    """Responses by HTTP status, for every response whose status line was sent
+    (including truncated and slowly dripped ones)."""
+    responses_429: int
+    """Responses with status 429, from the rate limit or from injected faults."""
+    faults_injected: int
+    """Requests that were given an injected fault."""
+    by_hash: Mapping[str, int]
+    """Requests per task hash (as decoded from the path), known or not."""
+    in_flight: int
+    """Requests being handled when the snapshot was taken."""
+    peak_in_flight: int
+    """The largest number of requests handled at the same time."""
+    disconnects: int
+    """Connections the server closed without a complete response (drop, truncated,
+    and hangs, delays or drips cut short by :meth:`SimulatedTaskAPI.close`)."""
+
+
+@attrs.define
+class _Counters:
+    requests: int = 0
+    by_status: dict[int, int] = attrs.Factory(dict)
+    responses_429: int = 0
+    faults_injected: int = 0
+    by_hash: dict[str, int] = attrs.Factory(dict)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    disconnects: int = 0
+
+
+@attrs.define
+class _Task:
+    task_hash: str
+    script: tuple[ScriptStep, ...]
+    ats: list[float]
+    added_at: float
+    params: dict[str, Any]
+    module: int
+    started_index: int | None
+    done_index: int | None
+
+
+@attrs.define
+class _ArmedFault:
+    fault: Fault
+    task_hash: str | None
+    remaining: int | None
+
+
+@attrs.define
+class _Window:
+    start: float
+    count: int = 0
+
+
+@attrs.define
+class _RateDecision:
+    allowed: bool
+    headers: dict[str, str]
+    retry_after: int
+
+
+@attrs.define
+class _Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+_PENDING = ScriptStep(at=0, status="pending")
+
+
+class SimulatedTaskAPI:
+    """A simulated Lobstr.io task API: a real aiohttp server on ``host:port``.
+
+    It serves ``GET /v1/tasks/{task_hash}`` as documented:
+
+    * ``Authorization: Token KEY`` must match :attr:`api_key` exactly, else 401 with
+      ``{"detail": "Authentication credentials were not provided."}`` (no header) or
+      ``{"detail": "Invalid token."}`` (any other value).
+    * An unknown hash gets 404 with the documented not-found body; the hash is the
+      percent-decoded path segment (``/v1/tasks/a%2Fb`` looks up ``"a/b"``).
+    * A known hash gets 200 with the documented task body (see :meth:`snapshot`).
+    * With a ``rate_limit``, every response carries ``X-RateLimit-Limit``,
+      ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (integer UNIX time of the
+      current window's end). Every request reaching the handler counts in a fixed
+      window of ``rate_window`` seconds that starts at a key's first request, per
+      presented ``Authorization`` value. Over the limit, a request gets 429 with
+      ``Retry-After`` (whole seconds to the window's end, at least 1) and the
+      documented rate-limit body. A 401 takes precedence over a 429, a 429 over a 404.
+
+    Simulated time runs ``speed`` times faster than ``clock`` (real seconds by default)
+    and starts at 0 when the simulator is created. Rate-limit windows and fault delays
+    use real seconds (``clock`` and the event loop respectively). Pass a fake ``clock``
+    to drive tasks and rate windows deterministically without sleeping.
+
+    Use it with ``async with`` or call :meth:`start` and :meth:`close`. A simulator can be
+    started once; tasks can be added and faults injected before or after starting.
+    Not thread-safe: use it from the event loop that started it.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        rate_limit: int | None = 90,
+        rate_window: float = 60.0,
+        speed: float = 1.0,
+        seed: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Configure the simulator; nothing listens until :meth:`start`.
+
+        ``api_key`` defaults to ``"sim-"`` plus 32 random hex characters.
+        ``rate_limit`` is requests per window per key (``None``: unlimited).
+        ``speed`` (>= 0) is simulated seconds per real second. ``seed`` makes generated
+        task hashes and :meth:`add_random_tasks` reproducible. ``port`` 0 picks a free port.
+        """
+        if rate_limit is not None and rate_limit < 1:
+            raise ValueError(f"rate_limit must be >= 1 or None, got {rate_limit!r}")
+        if rate_window <= 0:
+            raise ValueError(f"rate_window must be > 0, got {rate_window!r}")
+        if speed < 0:
+            raise ValueError(f"speed must be >= 0, got {speed!r}")
+        self._api_key = api_key if api_key is not None else "sim-" + secrets.token_hex(16)
+        self._rate_limit = rate_limit
+        self._rate_window = float(rate_window)
+        self._speed = float(speed)
+        self._rng = random.Random(seed)
+        self._host = host
+        self._requested_port = port
+        self._clock = clock
+        self._clock_anchor = clock()
+        self._sim_anchor = 0.0
+        self._wall_origin = datetime.now(timezone.utc).replace(tzinfo=None)
+        self._tasks: dict[str, _Task] = {}
+        self._faults: list[_ArmedFault] = []
+        self._windows: dict[str, _Window] = {}
+        self._counters = _Counters()
+        self._runner: web.AppRunner | None = None
+        self._closing: asyncio.Event | None = None
+        self._port: int | None = None
+        self._url_host = host
+        self._state: Literal["new", "started", "closed"] = "new"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening. Raises ``RuntimeError`` if already started or closed."""
+        if self._state != "new":
+            raise RuntimeError(f"SimulatedTaskAPI cannot be started: it is {self._state}")
+        self._state = "started"
+        self._closing = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/v1/tasks/{task_hash}", self._handle)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._requested_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            self._state = "closed"
+            raise
+        self._runner = runner
+        address = runner.addresses[0]
+        bound = str(address[0])
+        self._url_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bound, bound)
+        self._port = int(address[1])
+
+    async def close(self) -> None:
+        """Stop the server and close every connection; calling it again does nothing.
+
+        Requests held by :meth:`Fault.hang`, :meth:`Fault.delay` or
+        :meth:`Fault.slow_drip` are ended at once by closing their connections, so no
+        handler, task or transport outlives this call.
+        """
+        if self._state != "started":
+            self._state = "closed"
+            return
+        self._state = "closed"
+        if self._closing is not None:
+            self._closing.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> SimulatedTaskAPI:
+        """Start the server (see :meth:`start`) and return the simulator."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the server (see :meth:`close`)."""
+        await self.close()
+
+    # -- properties --------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The API root, ``"http://HOST:PORT/v1"``; tasks are at ``{base_url}/tasks/{hash}``.
+
+        HOST is the address the server is bound to (the loopback address when bound to a
+        wildcard). Raises ``RuntimeError`` before :meth:`start`.
+        """
+        if self._port is None:
+            raise RuntimeError("SimulatedTaskAPI is not started")
+        host = f"[{self._url_host}]" if ":" in self._url_host else self._url_host
+        return f"http://{host}:{self._port}/v1"
+
+    @property
+    def api_key(self) -> str:
+        """The key the server accepts, sent as ``Authorization: Token KEY``."""
+        return self._api_key
+
+    @property
+    def rate_limit(self) -> int | None:
+        """Requests allowed per window per key, or ``None`` for no limit."""
+        return self._rate_limit
+
+    @property
+    def rate_window(self) -> float:
+        """The rate-limit window length, in real (``clock``) seconds."""
+        return self._rate_window
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second. Setting it keeps :meth:`now` continuous."""
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        if value < 0:
+            raise ValueError(f"speed must be >= 0, got {value!r}")
+        self._sim_anchor = self.now()
+        self._clock_anchor = self._clock()
+        self._speed = float(value)
+
+    @property
+    def stats(self) -> SimulatorStats:
+        """A snapshot of the request counters (see :class:`SimulatorStats`)."""
+        c = self._counters
+        return SimulatorStats(
+            requests=c.requests,
+            by_status=dict(c.by_status),
+            responses_429=c.responses_429,
+            faults_injected=c.faults_injected,
+            by_hash=dict(c.by_hash),
+            in_flight=c.in_flight,
+            peak_in_flight=c.peak_in_flight,
+            disconnects=c.disconnects,
+        )
+
+    # -- time --------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Simulated seconds since the simulator was created (``speed`` times real time,
+        plus any :meth:`advance`)."""
+        return self._sim_anchor + (self._clock() - self._clock_anchor) * self._speed
+
+    def advance(self, seconds: float) -> None:
+        """Jump simulated time forward by ``seconds``: every task moves on at once.
+
+        Rate-limit windows are unaffected (they follow real time).
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self._sim_anchor += seconds
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def add_task(
+        self,
+        script: Sequence[ScriptStep],
+        *,
+        task_hash: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        module: int = 5,
+    ) -> str:
+        """Add a task that follows ``script`` from now on and return its hash.
+
+        ``script`` must be non-empty with non-decreasing ``at`` (simulated seconds since
+        the task was added). ``task_hash`` defaults to 32 random hex characters (from the
+        simulator's seeded generator); any non-empty string is accepted, but a hash
+        already in use raises ``ValueError``. ``params`` (JSON-serialisable, copied) and
+        ``module`` are reported in the body as given.
+        """
+        steps = tuple(script)
+        if not steps:
+            raise ValueError("script must have at least one step")
+        ats = [step.at for step in steps]
+        if any(later < earlier for earlier, later in itertools.pairwise(ats)):
+            raise ValueError("script steps must be ordered by non-decreasing `at`")
+        for step in steps:
+            _dumps(step.errors)
+        params_copy: dict[str, Any] = copy.deepcopy(dict(params or {}))
+        _dumps(params_copy)
+        if task_hash is None:
+            task_hash = self._new_hash()
+        elif not task_hash:
+            raise ValueError("task_hash must be a non-empty string")
+        elif task_hash in self._tasks:
+            raise ValueError(f"task {task_hash!r} already exists")
+        started = next((i for i, s in enumerate(steps) if s.status != "pending"), None)
+        done = next((i for i, s in enumerate(steps) if s.is_done), None)
+        self._tasks[task_hash] = _Task(
+            task_hash=task_hash,
+            script=steps,
+            ats=ats,
+            added_at=self.now(),
+            params=params_copy,
+            module=module,
+            started_index=started,
+            done_index=done,
+        )
+        return task_hash
+
+    def add_random_tasks(
+        self,
+        n: int,
+        *,
+        pending: tuple[float, float] = (5.0, 30.0),
+        running: tuple[float, float] = (50.0, 150.0),
+        outcomes: Mapping[str, float] | None = None,
+    ) -> list[str]:
+        """Add ``n`` realistic random tasks and return their hashes, in order.
+
+        Each task is pending for a uniform random time in ``pending`` (simulated
+        seconds), then running for up to a uniform random time in ``running``, with
+        ``total_results`` and ``total_pages`` rising in 4-10 bursts at a per-task rate,
+        then ends with an outcome drawn with the weights in ``outcomes`` (keys among
+        ``"completed"``, ``"aborted"``, ``"failed"``; default 0.8/0.1/0.1):
+
+        * completed: status and done_reason ``"completed"``, after the whole run;
+        * aborted: status ``"aborted"``, done_reason ``"run_aborted"``, part-way through
+          the run, keeping the partial results;
+        * failed: status ``"failed"``, done_reason ``"error"``, ``has_errors`` true and
+          ``errors`` a string or ``{"message": ..., "code": ...}``, part-way through.
+
+        With the defaults a task takes about 1 to 3 simulated minutes. The same ``seed``
+        and the same sequence of calls give the same hashes and scripts.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n!r}")
+        for name, (lo, hi) in (("pending", pending), ("running", running)):
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} must be (lo, hi) with 0 <= lo <= hi")
+        weights_map = dict(_DEFAULT_OUTCOMES if outcomes is None else outcomes)
+        unknown = set(weights_map) - set(_OUTCOMES)
+        if unknown:
+            raise ValueError(f"unknown outcomes: {sorted(unknown)}; use {list(_OUTCOMES)}")
+        if any(w < 0 for w in weights_map.values()) or sum(weights_map.values()) <= 0:
+            raise ValueError("outcome weights must be >= 0 with a positive sum")
+        kinds = [k for k in _OUTCOMES if weights_map.get(k, 0) > 0]
+        weights = [weights_map[k] for k in kinds]
+        hashes = []
+        for _ in range(n):
+            outcome = self._rng.choices(kinds, weights)[0]
+            script = self._random_script(pending, running, outcome)
+            params = {"url": f"https://www.example.com/search?q=item-{self._rng.randrange(10**6)}"}
+            module = self._rng.choice((5, 12, 23, 41))
+            hashes.append(self.add_task(script, params=params, module=module))
+        return hashes
+
+    def script(self, task_hash: str) -> tuple[ScriptStep, ...]:
+        """The script of task ``task_hash``. Raises ``KeyError`` for an unknown hash."""
+        return self._tasks[task_hash].script
+
+    def snapshot(self, task_hash: str) -> dict[str, Any]:
+        """The 200 body the server would send for ``task_hash`` now (a fresh dict).
+
+        It has the documented shape: ``hash_value``, ``created_at`` (naive ISO 8601 UTC
+        with microseconds), ``is_active``, ``params``, ``module``, ``status`` (``status``,
+        ``started_at``, ``ended_at``, ``is_done``, ``total_results``, ``total_pages``,
+        ``done_reason``, ``has_errors``, ``errors``) and ``object`` (``"task"``).
+        ``started_at`` is set once the task has left ``pending``, ``ended_at`` once it is
+        done; timestamps are on the simulated timeline. Raises ``KeyError`` for an
+        unknown hash.
+        """
+        task = self._tasks[task_hash]
+        elapsed = self.now() - task.added_at
+        index = bisect.bisect_right(task.ats, elapsed) - 1
+        step = task.script[index] if index >= 0 else _PENDING
+        started_at = ended_at = None
+        if task.started_index is not None and task.started_index <= index:
+            started_at = _iso(self._wall(task.added_at + task.script[task.started_index].at))
+        if task.done_index is not None and task.done_index <= index:
+            ended_at = _iso(self._wall(task.added_at + task.script[task.done_index].at))
+        is_active = step.is_active if step.is_active is not None else not step.is_done
+        return {
+            "hash_value": task.task_hash,
+            "created_at": _iso(self._wall(task.added_at)),
+            "is_active": is_active,
+            "params": copy.deepcopy(task.params),
+            "module": task.module,
+            "status": {
+                "status": step.status,
+                "started_at": started_at,
+                "ended_at": ended_at,
+                "is_done": step.is_done,
+                "total_results": step.total_results,
+                "total_pages": step.total_pages,
+                "done_reason": step.done_reason,
+                "has_errors": step.has_errors,
+                "errors": copy.deepcopy(step.errors),
+            },
+            "object": "task",
+        }
+
+    # -- faults and stats --------------------------------------------------------------
+
+    def inject(self, fault: Fault, *, task_hash: str | None = None, times: int | None = 1) -> None:
+        """Give ``fault`` to the next ``times`` requests for ``task_hash`` (any hash if
+        ``None``); ``times=None`` keeps it until :meth:`clear_faults`.
+
+        A request takes at most one fault: the earliest injected fault for its hash if
+        any, else the earliest global one (first in, first out). The request counts in
+        ``stats.faults_injected`` and in the rate-limit window.
+        """
+        if times is not None and times < 1:
+            raise ValueError(f"times must be >= 1 or None, got {times!r}")
+        self._faults.append(_ArmedFault(fault=fault, task_hash=task_hash, remaining=times))
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault that has not been used up."""
+        self._faults.clear()
+
+    def requests_for(self, task_hash: str) -> int:
+        """How many requests asked for ``task_hash`` (0 if none)."""
+        return self._counters.by_hash.get(task_hash, 0)
+
+    def reset_stats(self) -> None:
+        """Zero the counters (``in_flight`` keeps counting requests still running)."""
+        in_flight = self._counters.in_flight
+        self._counters = _Counters(in_flight=in_flight, peak_in_flight=in_flight)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _new_hash(self) -> str:
+        while True:
+            candidate = f"{self._rng.getrandbits(128):032x}"
+            if candidate not in self._tasks:
+                return candidate
+
+    def _wall(self, sim_seconds: float) -> datetime:
+        return self._wall_origin + timedelta(seconds=sim_seconds)
+
+    def _random_script(
+        self, pending: tuple[float, float], running: tuple[float, float], outcome: str
+    ) -> list[ScriptStep]:
+        rng = self._rng
+        start = round(rng.uniform(*pending), 3)
+        run_length = rng.uniform(*running)
+        if outcome != "completed":
+            run_length *= rng.uniform(0.2, 0.9)
+        end = round(start + run_length, 3)
+        rate = math.exp(rng.uniform(math.log(0.3), math.log(6.0)))  # results per second
+        per_page = rng.choice((10, 20, 25, 50))
+        steps = [
+            ScriptStep(at=0, status="pending"),
+            ScriptStep(at=start, status="running"),
+        ]
+        results = 0
+        last = start
+        bursts = sorted(round(rng.uniform(start, end), 3) for _ in range(rng.randint(4, 10)))
+        for at in bursts:
+            results += max(1, round(rate * (at - last) * rng.uniform(0.4, 1.6)))
+            last = at
+            steps.append(
+                ScriptStep(
+                    at=at,
+                    status="running",
+                    total_results=results,
+                    total_pages=math.ceil(results / per_page),
+                )
+            )
+        if outcome == "completed":
+            results += round(rate * (end - last) * rng.uniform(0.4, 1.6))
+            final = ScriptStep(
+                at=end,
+                status="completed",
+                total_results=results,
+                total_pages=math.ceil(results / per_page),
+                is_done=True,
+                done_reason="completed",
+            )
+        elif outcome == "aborted":
+            final = ScriptStep(
+                at=end,
+                status="aborted",
+                total_results=results,
+                total_pages=math.ceil(results / per_page),
+                is_done=True,
+                done_reason="run_aborted",
+            )
+        else:
+            final = ScriptStep(
+                at=end,
+                status="failed",
+                total_results=results,
+                total_pages=math.ceil(results / per_page),
+                is_done=True,
+                done_reason="error",
+                has_errors=True,
+                errors=copy.deepcopy(rng.choice(_FAILURE_ERRORS)),
+            )
+        steps.append(final)
+        return steps
+
+    def _take_fault(self, task_hash: str) -> Fault | None:
+        chosen = next((a for a in self._faults if a.task_hash == task_hash), None)
+        if chosen is None:
+            chosen = next((a for a in self._faults if a.task_hash is None), None)
+        if chosen is None:
+            return None
+        if chosen.remaining is not None:
+            chosen.remaining -= 1
+            if chosen.remaining <= 0:
+                self._faults.remove(chosen)
+        return chosen.fault
+
+    def _account(self, key: str) -> _RateDecision:
+        limit = self._rate_limit
+        if limit is None:
+            return _RateDecision(allowed=True, headers={}, retry_after=0)
+        now = self._clock()
+        window = self._windows.get(key)
+        if window is None or now >= window.start + self._rate_window:
+            window = _Window(start=now)
+            self._windows[key] = window
+        window.count += 1
+        until_reset = window.start + self._rate_window - now
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, limit - window.count)),
+            "X-RateLimit-Reset": str(math.ceil(time.time() + until_reset)),
+        }
+        return _RateDecision(
+            allowed=window.count <= limit,
+            headers=headers,
+            retry_after=max(1, math.ceil(until_reset)),
+        )
+
+    def _json_reply(self, status: int, body: object, decision: _RateDecision) -> _Reply:
+        headers = {**decision.headers, "Content-Type": _JSON_CT}
+        return _Reply(status=status, headers=headers, body=_dumps(body))
+
+    def _normal_reply(
+        self, task_hash: str, authorization: str | None, decision: _RateDecision
+    ) -> _Reply:
+        if authorization is None:
+            reply = self._json_reply(401, _NO_CREDENTIALS, decision)
+        elif authorization != f"Token {self._api_key}":
+            reply = self._json_reply(401, _INVALID_TOKEN, decision)
+        else:
+            if not decision.allowed:
+                reply = self._json_reply(429, _RATE_LIMITED, decision)
+                reply.headers["Retry-After"] = str(decision.retry_after)
+                return reply
+            if task_hash not in self._tasks:
+                return self._json_reply(404, _NOT_FOUND, decision)
+            return self._json_reply(200, self.snapshot(task_hash), decision)
+        reply.headers["WWW-Authenticate"] = "Token"
+        return reply
+
+    def _record_status(self, status: int) -> None:
+        counters = self._counters
+        counters.by_status[status] = counters.by_status.get(status, 0) + 1
+        if status == 429:
+            counters.responses_429 += 1
+
+    def _send(self, reply: _Reply) -> web.Response:
+        self._record_status(reply.status)
+        return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
+
+    def _disconnect(self, request: web.Request) -> web.Response:
+        """Close the connection; aiohttp's attempt to send the returned response then
+        fails quietly as a premature disconnection."""
+        self._counters.disconnects += 1
+        transport = request.transport
+        if transport is not None:
+            transport.close()
+        return web.Response(status=200)
+
+    async def _sleep_unless_closing(self, seconds: float | None) -> bool:
+        """Sleep ``seconds`` (forever if ``None``); return True if the server is closing."""
+        closing = self._closing
+        if closing is None:  # pragma: no cover - handlers only run once started
+            return True
+        if closing.is_set():
+            return True
+        if seconds is None:
+            await closing.wait()
+            return True
+        try:
+            await asyncio.wait_for(closing.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        task_hash = request.match_info["task_hash"]
+        counters = self._counters
+        counters.requests += 1
+        counters.by_hash[task_hash] = counters.by_hash.get(task_hash, 0) + 1
+        counters.in_flight += 1
+        counters.peak_in_flight = max(counters.peak_in_flight, counters.in_flight)
+        try:
+            authorization = request.headers.get("Authorization")
+            decision = self._account(authorization if authorization is not None else "")
+            fault = self._take_fault(task_hash)
+            if fault is None:
+                return self._send(self._normal_reply(task_hash, authorization, decision))
+            counters.faults_injected += 1
+            return await self._apply(fault, request, task_hash, authorization, decision)
+        finally:
+            # The counters object may have been replaced by reset_stats() meanwhile.
+            self._counters.in_flight -= 1
+
+    async def _apply(
+        self,
+        fault: Fault,
+        request: web.Request,
+        task_hash: str,
+        authorization: str | None,
+        decision: _RateDecision,
+    ) -> web.StreamResponse:
+        kind = fault.kind
+        if kind in ("status", "rate_limited", "malformed", "redirect"):
+            headers = dict(decision.headers)
+            if fault.content_type is not None:
+                headers["Content-Type"] = fault.content_type
+            headers.update(fault.headers)
+            return self._send(_Reply(status=fault.code, headers=headers, body=fault.body))
+        if kind in ("drop", "hang", "delay"):
+            wait = None if kind == "hang" else fault.seconds
+            if kind == "drop" or await self._sleep_unless_closing(wait):
+                return self._disconnect(request)
+        reply = self._normal_reply(task_hash, authorization, decision)
+        if kind == "large":
+            reply.body = _pad(reply.body, fault.nbytes)
+        elif kind == "truncated":
+            return self._send_truncated(request, reply)
+        elif kind == "slow_drip":
+            return await self._drip(request, reply, fault.seconds, fault.chunks)
+        return self._send(reply)
+
+    def _send_truncated(self, request: web.Request, reply: _Reply) -> web.Response:
+        transport = request.transport
+        if transport is None:
+            return self._disconnect(request)
+        try:
+            reason = HTTPStatus(reply.status).phrase
+        except ValueError:
+            reason = "Unknown"
+        lines = [f"HTTP/1.1 {reply.status} {reason}"]
+        lines += [f"{name}: {value}" for name, value in reply.headers.items()]
+        lines.append(f"Content-Length: {len(reply.body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        transport.write(head + reply.body[: len(reply.body) // 2])
+        self._record_status(reply.status)
+        return self._disconnect(request)
+
+    async def _drip(
+        self, request: web.Request, reply: _Reply, seconds: float, chunks: int
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=reply.status, headers=reply.headers)
+        response.content_length = len(reply.body)
+        await response.prepare(request)
+        self._record_status(reply.status)
+        size = math.ceil(len(reply.body) / chunks) if reply.body else 0
+        for i in range(chunks):
+            if await self._sleep_unless_closing(seconds / chunks):
+                self._disconnect(request)
+                return response
+            piece = reply.body[i * size : (i + 1) * size]
+            if piece:
+                await response.write(piece)
+        return response
+
+
+def _pad(body: bytes, nbytes: int) -> bytes:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = {"body": body.decode("utf-8", "replace")}
+    if not isinstance(document, dict):
+        document = {"body": document}
+    target = document["params"] if isinstance(document.get("params"), dict) else document
+    target["padding"] = ""
+    missing = nbytes - len(_dumps(document))
+    target["padding"] = "x" * max(0, missing)
+    return _dumps(document)
