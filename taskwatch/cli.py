@@ -316,6 +316,7 @@ async def _watch_all(
     board: _Board,
 ) -> None:
     def on_error(task_hash: str, error: TaskwatchError) -> None:
+        print(f"taskwatch: error: {_one_line(error)}", file=sys.stderr, flush=True)
         display.show(board.fail(task_hash, error))
 
     snapshots = client.watch_many(

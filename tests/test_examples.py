@@ -1,0 +1,55 @@
+"""Every example runs end to end, as a user would run it, against the simulated API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def run_example(name: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "LOBSTR_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no warnings, no tracebacks
+    return done.stdout
+
+
+def test_watch_one() -> None:
+    lines = run_example("watch_one.py").splitlines()
+    assert lines[-1].startswith("done: completed, ")
+    assert lines[-2].startswith("completed")
+    counts = [int(line.split()[1]) for line in lines[:-1]]
+    assert counts == sorted(counts)  # progress only grows
+
+
+def test_watch_many() -> None:
+    out = run_example("watch_many.py")
+    assert out.splitlines()[-1].startswith("25 tasks finished with ")
+    finished = list(out.splitlines()[:-1])
+    assert len(finished) == 25
+    assert len({line.split()[0] for line in finished}) == 25
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="the example uses asyncio.TaskGroup")
+def test_worker_queue() -> None:
+    out = run_example("worker_queue.py")
+    assert out.splitlines()[-1] == "worker handled 6 jobs"
+    assert sum(line.startswith("job ") for line in out.splitlines()) == 6
+
+
+def test_aiohttp_app() -> None:
+    out = run_example("aiohttp_app.py")
+    assert out.startswith("200 {'state': ")
