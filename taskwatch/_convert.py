@@ -1,6 +1,7 @@
-"""The one cattrs Converter that turns a decoded task body into a ``Task``.
+"""The cattrs converters that turn a decoded task body into a ``Task``.
 
-Module-local (never cattrs' global converter), built once at import. Scalars are checked
+Module-local (never cattrs' global converter), built once at import: one fast converter for
+every poll and one with detailed validation, used only to explain a failure. Scalars are checked
 strictly: JSON ``"false"`` is not a bool and ``"12"`` is not an int, so a wrong-typed body
 fails loudly instead of becoming a plausible-looking snapshot. Unknown keys are ignored.
 """
@@ -8,16 +9,17 @@ fails loudly instead of becoming a plausible-looking snapshot. Unknown keys are 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import cattrs
 
 from .models import Task
 
-__all__ = ["structure_task", "unstructure_task"]
+__all__ = ["structure_task", "structure_task_detailed", "unstructure_task"]
 
-_converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+_T = TypeVar("_T")
 
 
 def _strict_str(value: Any, _: type) -> str:
@@ -66,26 +68,59 @@ def _unstructure_datetime(value: datetime) -> str:
     return value.isoformat()
 
 
-_converter.register_structure_hook(str, _strict_str)
-_converter.register_structure_hook(int, _strict_int)
-_converter.register_structure_hook(bool, _strict_bool)
-_JSON_OBJECT = dict[str, Any]
-_converter.register_structure_hook_func(lambda cl: cl == _JSON_OBJECT, _json_object)
-_converter.register_structure_hook(datetime, _datetime)
-_converter.register_unstructure_hook(datetime, _unstructure_datetime)
+def _optional(
+    hook: Callable[[Any, type], _T],
+) -> Callable[[Any, type], _T | None]:
+    def structure_optional(value: Any, cls: type) -> _T | None:
+        return None if value is None else hook(value, cls)
 
-_structure_task = _converter.get_structure_hook(Task)
-_unstructure_task = _converter.get_unstructure_hook(Task)
+    return structure_optional
+
+
+def _make_converter(*, detailed: bool) -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(datetime, _datetime)
+    converter.register_structure_hook_func(lambda cl: cl == _JSON_OBJECT, _json_object)
+    # Direct hooks for the optional fields: cattrs' generic union path costs more per poll.
+    converter.register_structure_hook(str | None, _optional(_strict_str))
+    converter.register_structure_hook(int | None, _optional(_strict_int))
+    converter.register_structure_hook(datetime | None, _optional(_datetime))
+    converter.register_unstructure_hook(datetime, _unstructure_datetime)
+    return converter
+
+
+_JSON_OBJECT = dict[str, Any]
+
+# Two converters built once at import: the fast one parses every poll; the detailed one runs
+# only after a failure, to say exactly which field is wrong.
+_fast = _make_converter(detailed=False)
+_detailed = _make_converter(detailed=True)
+_structure_fast = _fast.get_structure_hook(Task)
+_structure_detailed = _detailed.get_structure_hook(Task)
+_unstructure_task = _fast.get_unstructure_hook(Task)
 
 
 def structure_task(data: Any) -> Task:
-    """Build a Task from a decoded JSON value; raises cattrs/ValueError/TypeError on a bad shape.
+    """Build a Task from a decoded JSON value.
 
-    Callers (the protocol layer) turn those into ``ResponseFormatError``.
+    Raises TypeError/ValueError/KeyError (or a cattrs error) on a bad shape; callers (the
+    protocol layer) turn those into ``ResponseFormatError``, using ``structure_task_detailed``
+    for the detail.
     """
     if type(data) is not dict:
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    task: Task = _structure_task(data, Task)
+    task: Task = _structure_fast(data, Task)
+    return task
+
+
+def structure_task_detailed(data: Any) -> Task:
+    """As ``structure_task``, but failures are cattrs validation errors naming each field."""
+    if type(data) is not dict:
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    task: Task = _structure_detailed(data, Task)
     return task
 
 

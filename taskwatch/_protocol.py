@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -48,6 +48,24 @@ MAX_SERVER_WAIT = 120.0
 _HASH_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
 _THROTTLED_PATTERN = re.compile(r"available in (\d+(?:\.\d+)?) seconds?")
 _BODY_EXCERPT = 2000
+
+# What structuring a wrong-shaped JSON value raises (from cattrs or from our strict hooks).
+_STRUCTURE_ERRORS = (
+    cattrs.BaseValidationError,
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+)
+
+_loads: Callable[[bytes], Any]
+try:  # orjson parses a task body several times faster; optional (pip install taskwatch[fast])
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
 
 _STATUS_ERRORS: dict[int, type[APIError]] = {
     400: BadRequestError,
@@ -267,35 +285,59 @@ def decode_task(
     """
     if not 200 <= status < 300:
         raise error_for(status, reason, headers, body, task_hash=task_hash, now=now)
+    return parse_task(body, task_hash)
+
+
+def parse_task(body: bytes, task_hash: str | None) -> Task:
+    """Turn a 2xx body into a Task; raises ResponseFormatError (see ``decode_task``)."""
     try:
-        data = json.loads(body)
+        data = _loads(body)
+    except (ValueError, RecursionError):  # orjson's and json's decode errors are ValueErrors
+        raise _not_json(body, task_hash) from None
+    try:
+        return _convert.structure_task(data)
+    except _STRUCTURE_ERRORS as fast_failure:
+        # The fast converter says only that something is wrong; ask the detailed one where.
+        try:
+            _convert.structure_task_detailed(data)
+        except cattrs.BaseValidationError as exc:
+            details = cattrs.transform_error(exc)
+            cause: BaseException = exc
+        except _STRUCTURE_ERRORS as exc:
+            details, cause = [str(exc)], exc
+        else:  # pragma: no cover - the two converters agree on what is valid
+            details, cause = [repr(fast_failure)], fast_failure
+        raise ResponseFormatError(
+            "the task body does not have the documented shape",
+            task_hash=task_hash,
+            details=details,
+        ) from cause
+
+
+def _not_json(body: bytes, task_hash: str | None) -> ResponseFormatError:
+    """The error for a body that does not decode, classified with the standard library's
+    decoder (whose messages and positions tell a document cut off from garbage)."""
+    try:
+        json.loads(body)
     except json.JSONDecodeError as exc:
         truncated = _cut_off(body, exc)
         what = "a JSON document cut off" if truncated else "not JSON"
-        raise ResponseFormatError(
+        error = ResponseFormatError(
             f"the task body is {what} ({len(body)} bytes)",
             task_hash=task_hash,
             details=[str(exc)],
             truncated=truncated,
-        ) from exc
+        )
+        error.__cause__ = exc
+        return error
     except (ValueError, RecursionError) as exc:  # undecodable bytes, absurd nesting
-        raise ResponseFormatError(
+        error = ResponseFormatError(
             "the task body is not JSON", task_hash=task_hash, details=[repr(exc)]
-        ) from exc
-    try:
-        return _convert.structure_task(data)
-    except cattrs.BaseValidationError as exc:
-        raise ResponseFormatError(
-            "the task body does not have the documented shape",
-            task_hash=task_hash,
-            details=cattrs.transform_error(exc),
-        ) from exc
-    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
-        raise ResponseFormatError(
-            "the task body does not have the documented shape",
-            task_hash=task_hash,
-            details=[str(exc)],
-        ) from exc
+        )
+        error.__cause__ = exc
+        return error
+    # The fast decoder refused what the standard one accepts (e.g. lone surrogates).
+    return ResponseFormatError("the task body is not JSON", task_hash=task_hash)
 
 
 def too_large(task_hash: str | None, size: int) -> ResponseFormatError:

@@ -51,6 +51,9 @@ logger = logging.getLogger("taskwatch")
 # A 429 without Retry-After (or the throttled message) still pauses every caller this long.
 _DEFAULT_RATE_LIMIT_PAUSE = 1.0
 
+# get_task remembers this many URLs (one per hash) so that a poll does not rebuild its URL.
+_URL_CACHE_SIZE = 1024
+
 _TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
 
 
@@ -186,6 +189,9 @@ class Client:
             resolve_api_key(api_key), user_agent=f"taskwatch/{__version__}"
         )
         self._session = session
+        # Sent with each request only on a caller's session (ours has them as defaults).
+        self._request_headers: dict[str, str] | None = self._headers
+        self._urls: dict[str, URL] = {}
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -267,8 +273,10 @@ class Client:
         self._check_open()
         session = self._session
         if session is None:
-            session = aiohttp.ClientSession()
+            # Our own session carries the headers, so a request need not merge them in again.
+            session = aiohttp.ClientSession(headers=self._headers)
             self._session = session
+            self._request_headers = None
         elif session.closed:
             raise ClientClosedError("the aiohttp session given to this Client is closed")
         return session
@@ -289,9 +297,19 @@ class Client:
             RateLimitError, ServerError, TransportError, ResponseFormatError: after the retries.
             ClientClosedError: the client is closed.
         """
-        url = _protocol.task_url(self._base_url, task_hash)
+        url = self._urls.get(task_hash)
+        if url is None:
+            url = self._url_for(task_hash)
         self._check_open()
         return await self._fetch(url, task_hash)
+
+    def _url_for(self, task_hash: str) -> URL:
+        """The task's URL (validating the hash), remembered for the next call."""
+        url = _protocol.task_url(self._base_url, task_hash)
+        if len(self._urls) >= _URL_CACHE_SIZE:
+            self._urls.clear()
+        self._urls[task_hash] = url
+        return url
 
     async def _fetch(self, url: URL, task_hash: str) -> Task:
         try:
@@ -333,13 +351,16 @@ class Client:
             )
 
     async def _attempt(self, url: URL, task_hash: str) -> Task:
-        await self._limiter.acquire()
-        session = self._get_session()
+        if not self._limiter.try_acquire():
+            await self._limiter.acquire()
+        session = self._session
+        if session is None or session.closed or self._closed:
+            session = self._get_session()
         self._requests += 1
         try:
             async with session.get(
                 url,
-                headers=self._headers,
+                headers=self._request_headers,
                 timeout=self._timeout,
                 allow_redirects=False,  # the key never follows a redirect anywhere
                 raise_for_status=False,
@@ -364,9 +385,7 @@ class Client:
             info = _protocol.RateLimitInfo.from_headers(headers)
             if info is not None:
                 self._learn(info)
-            return _protocol.decode_task(
-                status, reason, headers, body, task_hash=task_hash, now=self._wall_clock()
-            )
+            return _protocol.parse_task(body, task_hash)
         raise self._error(status, reason, headers, body, task_hash)
 
     def _learn(self, info: _protocol.RateLimitInfo) -> None:
@@ -483,8 +502,13 @@ async def _read_body(response: aiohttp.ClientResponse, task_hash: str) -> bytes:
     compressed or chunked body cannot exhaust memory either)."""
     limit = _protocol.MAX_BODY_BYTES
     declared = response.content_length
-    if declared is not None and declared > limit:
-        raise _protocol.too_large(task_hash, declared)
+    if declared is not None:
+        if declared > limit:
+            raise _protocol.too_large(task_hash, declared)
+        if "Content-Encoding" not in response.headers:
+            # Declared, uncompressed and under the cap: what arrives is what was declared
+            # (aiohttp raises ClientPayloadError on a mismatch), so read it in one go.
+            return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():

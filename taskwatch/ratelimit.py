@@ -95,6 +95,20 @@ class RateLimiter:
         """Seconds left in a server-imposed pause (0.0 when none)."""
         return max(0.0, self._paused_until - self._clock())
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free right now, without waiting; False when the caller must
+        ``await acquire()``. Keeps the common unpaced path free of a coroutine."""
+        now = self._clock()
+        if now < self._paused_until:
+            return False
+        if self._interval == 0.0:
+            return True
+        tat = max(self._tat, now)
+        if tat - self._tolerance > now:
+            return False
+        self._tat = tat + self._interval
+        return True
+
     async def acquire(self) -> None:
         """Wait for this caller's request slot; returns when the request may be sent.
 

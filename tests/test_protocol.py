@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from taskwatch import (
     ResponseFormatError,
     ServerError,
     Task,
+    _protocol,
 )
 from taskwatch._protocol import (
     MAX_SERVER_WAIT,
@@ -39,6 +41,19 @@ from taskwatch._protocol import (
 from .conftest import TASK_HASH, fixture_bytes, fixture_json
 
 BASE = URL("https://api.lobstr.io/v1")
+
+
+@pytest.fixture(autouse=True, params=["orjson", "json"])
+def json_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every parser test runs with both decoders: orjson (the ``fast`` extra) and the
+    standard library's (what runs without it)."""
+    if request.param == "json":
+        monkeypatch.setattr(_protocol, "_loads", json.loads)
+    else:
+        assert _protocol._loads is orjson.loads
+    return str(request.param)
+
+
 NOW = 1_700_000_000.0
 
 

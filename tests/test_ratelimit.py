@@ -160,3 +160,28 @@ async def test_remaining_zero_pauses_until_reset() -> None:
 def test_bad_settings(rpm: float, burst: float | None) -> None:
     with pytest.raises(ValueError, match="must"):
         RateLimiter(rpm, burst=burst)
+
+
+async def test_try_acquire_takes_only_a_free_slot() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0)
+    assert limiter.try_acquire() is True
+    assert limiter.try_acquire() is False  # the next slot is a second away
+    time.now = 1.0
+    assert limiter.try_acquire() is True
+    limiter.pause(5.0)
+    time.now = 3.0
+    assert limiter.try_acquire() is False  # paused
+    unlimited = limiter_on(time, rpm=None)
+    assert all(unlimited.try_acquire() for _ in range(100))
+    unlimited.pause(1.0)
+    assert unlimited.try_acquire() is False
+
+
+async def test_try_acquire_and_acquire_share_one_queue() -> None:
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=60.0)
+    assert limiter.try_acquire()
+    times = await grant_times(limiter, time, 2)
+    assert times == [1.0, 2.0]
+    assert limiter.try_acquire() is False
