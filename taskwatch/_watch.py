@@ -104,6 +104,8 @@ async def _watch(
     last_state: object = None
     last: Task | None = None
     quiet = 0
+    pace: float | None = None  # typical seconds between changes while running
+    last_change_at: float | None = None
     client._live_watches += 1
     try:
         while True:
@@ -123,6 +125,14 @@ async def _watch(
                     ) from None
             last = task
             decision = _policy.decide(last_key, last_state, task, key)
+            running = task.status.status == TaskState.RUNNING
+            if task.status.status != last_state or not running:
+                pace = last_change_at = None  # a new phase: what was learnt no longer holds
+            elif decision.emit:
+                now = clock()
+                if last_change_at is not None:
+                    pace = _policy.update_pace(pace, now - last_change_at)
+                last_change_at = now
             last_state = task.status.status
             if decision.emit:
                 last_key = key(task)
@@ -130,7 +140,7 @@ async def _watch(
             if decision.done:
                 return
             quiet = 0 if decision.changed else quiet + 1
-            delay = _policy.poll_interval(quiet, min_interval, max_interval, client._random())
+            delay = _policy.poll_interval(quiet, min_interval, max_interval, client._random(), pace)
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - clock()))
             await client._sleep(delay)

@@ -8,11 +8,13 @@ from taskwatch import Task, TaskStatus
 from taskwatch._policy import (
     GROWTH,
     JITTER,
+    PACE_WEIGHT,
     check_intervals,
     decide,
     poll_interval,
     total_results,
     unset,
+    update_pace,
 )
 
 
@@ -76,3 +78,18 @@ def test_decide(
 def test_custom_key() -> None:
     by_pages = decide(1, "running", snap(99), key=lambda t: t.status.total_pages)
     assert by_pages.emit is True  # total_pages is 0, last key was 1
+
+
+def test_pace_sets_the_interval_of_a_running_task() -> None:
+    assert poll_interval(0, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0)
+    assert poll_interval(3, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0)
+    assert poll_interval(4, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0 * GROWTH)
+    assert poll_interval(5, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0 * GROWTH**2)
+    assert poll_interval(0, 1.0, 30.0, rand=0.0, pace=0.5) == 1.0  # never below min_interval
+    assert poll_interval(0, 1.0, 30.0, rand=0.0, pace=500.0) == 30.0  # nor above max_interval
+    assert poll_interval(10_000, 1.0, 30.0, rand=0.0, pace=10.0) == 30.0
+
+
+def test_update_pace_is_a_moving_average() -> None:
+    assert update_pace(None, 8.0) == 8.0
+    assert update_pace(8.0, 4.0) == pytest.approx(8.0 + PACE_WEIGHT * (4.0 - 8.0))

@@ -141,6 +141,21 @@ async def test_interval_grows_while_quiet_and_resets_on_change(
     assert time.sleeps[8:11] == pytest.approx([1.0, growth, growth**2])
 
 
+async def test_a_running_task_is_polled_at_its_pace(scripted: Any, time: FakeTime) -> None:
+    steps: list[Step] = [("running", 0), ("running", 1)]
+    steps += [("running", 1)] * 4 + [("running", 2)] + [("running", 2)] * 5
+    client, _ = await scripted([*steps, ("completed", 2)])
+    await client.wait(TASK_HASH, min_interval=1.0, max_interval=30.0)
+    growth = taskwatch._policy.GROWTH
+    # no pace yet: plain backoff from the first change to the second
+    backoff = [1.0, 1.0, growth, growth**2, growth**3, growth**4]
+    assert time.sleeps[:6] == pytest.approx(backoff)
+    gap = sum(backoff[1:])  # seconds between the two changes seen
+    half = gap / 2  # PACE_FRACTION of the pace
+    # then every half a gap, until three quiet polls say the task has slowed down
+    assert time.sleeps[6:11] == pytest.approx([half, half, half, half, half * growth])
+
+
 async def test_state_change_resets_the_interval(scripted: Any, time: FakeTime) -> None:
     client, _ = await scripted(
         [("pending", 0), ("pending", 0), ("pending", 0), ("running", 0), ("completed", 0)]
