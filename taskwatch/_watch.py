@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _policy, _protocol
 from .errors import TaskFailedError, TaskwatchError, WatchTimeout
@@ -84,68 +84,134 @@ def watch_task(
     _policy.check_intervals(min_interval, max_interval)
     _check_timeout(timeout)
     client._check_open()
-    return _watch(
+    watch = _Watch(
         client, url, task_hash, min_interval, max_interval, timeout, key or _policy.total_results
     )
+    return watch.snapshots()
 
 
-async def _watch(
-    client: Client,
-    url: URL,
-    task_hash: str,
-    min_interval: float,
-    max_interval: float,
-    timeout: float | None,
-    key: _policy.ChangeKey,
-) -> AsyncGenerator[Task, None]:
-    clock = client._clock
-    deadline = None if timeout is None else clock() + timeout
-    last_key = _policy.unset()
-    last_state: object = None
-    last: Task | None = None
-    quiet = 0
-    pace: float | None = None  # typical seconds between changes while running
-    last_change_at: float | None = None
-    client._live_watches += 1
-    try:
-        while True:
-            if deadline is None:
-                task = await client._fetch(url, task_hash)
-            else:
-                remaining = deadline - clock()
-                try:
-                    if remaining <= 0:
-                        raise asyncio.TimeoutError
-                    task = await _within(client._fetch(url, task_hash), remaining)
-                except asyncio.TimeoutError:
-                    raise WatchTimeout(
-                        f"task {task_hash} was not done after {timeout:g}s",
-                        task_hash=task_hash,
-                        last=last,
-                    ) from None
-            last = task
-            decision = _policy.decide(last_key, last_state, task, key)
-            running = task.status.status == TaskState.RUNNING
-            if task.status.status != last_state or not running:
-                pace = last_change_at = None  # a new phase: what was learnt no longer holds
-            elif decision.emit:
-                now = clock()
-                if last_change_at is not None:
-                    pace = _policy.update_pace(pace, now - last_change_at)
-                last_change_at = now
-            last_state = task.status.status
-            if decision.emit:
-                last_key = key(task)
-                yield task
-            if decision.done:
-                return
-            quiet = 0 if decision.changed else quiet + 1
-            delay = _policy.poll_interval(quiet, min_interval, max_interval, client._random(), pace)
-            if deadline is not None:
-                delay = min(delay, max(0.0, deadline - clock()))
-            await client._sleep(delay)
-    finally:
-        client._live_watches -= 1
+class _Watch:
+    """One task's watch: what it remembers between polls, and its poll loop.
+
+    Slotted, because thousands may be live at once. ``snapshots()`` drives it as an async
+    generator (``watch``); ``run_into(put)`` drives the same steps as a plain coroutine that
+    hands each snapshot to ``put`` (``watch_many``), so a fleet needs no generator per task.
+    """
+
+    __slots__ = (
+        "_client",
+        "_deadline",
+        "_key",
+        "_last_change_at",
+        "_last_key",
+        "_last_state",
+        "_max_interval",
+        "_min_interval",
+        "_pace",
+        "_quiet",
+        "_timeout",
+        "_url",
+        "last",
+        "task_hash",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        url: URL,
+        task_hash: str,
+        min_interval: float,
+        max_interval: float,
+        timeout: float | None,
+        key: _policy.ChangeKey,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self.task_hash = task_hash
+        self._min_interval = min_interval
+        self._max_interval = max_interval
+        self._timeout = timeout
+        self._deadline = None if timeout is None else client._clock() + timeout
+        self._key = key
+        self._last_key = _policy.unset()
+        self._last_state: object = None
+        self.last: Task | None = None  # the last snapshot fetched
+        self._quiet = 0  # polls since the last change
+        self._pace: float | None = None  # typical seconds between changes while running
+        self._last_change_at: float | None = None
+
+    async def snapshots(self) -> AsyncGenerator[Task, None]:
+        """Yield what the watch emits, ending after the terminal snapshot."""
+        self._client._live_watches += 1
+        try:
+            while True:
+                task, emit, done = await self._poll()
+                if emit:
+                    yield task
+                if done:
+                    return
+                await self._client._sleep(self._next_delay())
+        finally:
+            self._client._live_watches -= 1
+
+    async def run_into(self, put: Callable[[Task], object]) -> None:
+        """The loop of ``snapshots``, handing each emitted snapshot to ``put``."""
+        self._client._live_watches += 1
+        try:
+            while True:
+                task, emit, done = await self._poll()
+                if emit:
+                    put(task)
+                if done:
+                    return
+                await self._client._sleep(self._next_delay())
+        finally:
+            self._client._live_watches -= 1
+
+    async def _poll(self) -> tuple[Task, bool, bool]:
+        """Fetch a snapshot (within the deadline) and decide: (task, emit it, it is the last)."""
+        client = self._client
+        if self._deadline is None:
+            task = await client._fetch(self._url, self.task_hash)
+        else:
+            remaining = self._deadline - client._clock()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                task = await _within(client._fetch(self._url, self.task_hash), remaining)
+            except asyncio.TimeoutError:
+                raise WatchTimeout(
+                    f"task {self.task_hash} was not done after {self._timeout:g}s",
+                    task_hash=self.task_hash,
+                    last=self.last,
+                ) from None
+        self.last = task
+        state = task.status.status
+        decision = _policy.decide(self._last_key, self._last_state, task, self._key)
+        if state != self._last_state or state != TaskState.RUNNING:
+            # A new phase: what was learnt of the pace no longer holds.
+            self._pace = self._last_change_at = None
+        elif decision.emit:
+            now = client._clock()
+            if self._last_change_at is not None:
+                self._pace = _policy.update_pace(self._pace, now - self._last_change_at)
+            self._last_change_at = now
+        self._last_state = state
+        if decision.emit:
+            self._last_key = self._key(task)
+        self._quiet = 0 if decision.changed else self._quiet + 1
+        return task, decision.emit, decision.done
+
+    def _next_delay(self) -> float:
+        """Seconds until the next poll is due (never past the deadline). A plain function,
+        so that a sleeping watch holds no frame for it."""
+        client = self._client
+        delay = _policy.poll_interval(
+            self._quiet, self._min_interval, self._max_interval, client._random(), self._pace
+        )
+        if self._deadline is not None:
+            delay = min(delay, max(0.0, self._deadline - client._clock()))
+        return delay
 
 
 async def wait_task(
@@ -262,28 +328,31 @@ class _Fleet:
         self._seen: set[str] = set()
         self._open = 0  # watches started and not finished, plus the feeder while it runs
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._open += 1
-        job = asyncio.ensure_future(coro)
-        self._running.add(job)
-        job.add_done_callback(self._running.discard)
+        self._running.add(asyncio.ensure_future(coro))
 
     def start(self, task_hash: str) -> None:
         if task_hash not in self._seen:
             self._seen.add(task_hash)
             self._spawn(self._run_one(task_hash))
 
+    def _done(self) -> None:
+        # Instead of a done-callback per task: one fewer allocation per watched hash.
+        job = asyncio.current_task()
+        if job is not None:
+            self._running.discard(job)
+
     async def _run_one(self, task_hash: str) -> None:
         error: BaseException | None = None
-        min_interval, max_interval, timeout, key = self._settings
         try:
             url = _protocol.task_url(self._client._base_url, task_hash)
-            watch = _watch(self._client, url, task_hash, min_interval, max_interval, timeout, key)
-            async with contextlib.aclosing(watch) as snapshots:
-                async for task in snapshots:
-                    self._queue.put_nowait(task)
+            await _Watch(self._client, url, task_hash, *self._settings).run_into(
+                self._queue.put_nowait
+            )
         except Exception as exc:  # handed to the consumer, which decides: never swallowed
             error = exc
+        self._done()
         self._queue.put_nowait(_Finished(task_hash, error))
 
     async def _feed(self, hashes: AsyncIterable[str]) -> None:
@@ -293,6 +362,7 @@ class _Fleet:
                 self.start(task_hash)
         except Exception as exc:
             error = exc
+        self._done()
         self._queue.put_nowait(_Finished(None, error))
 
     def feed(self, hashes: AsyncIterable[str]) -> None:

@@ -54,6 +54,11 @@ _DEFAULT_RATE_LIMIT_PAUSE = 1.0
 # get_task remembers this many URLs (one per hash) so that a poll does not rebuild its URL.
 _URL_CACHE_SIZE = 1024
 
+# Requests in flight at once per client (aiohttp's default connection pool size). Callers past
+# it wait on a semaphore, which costs a few hundred bytes, instead of holding a half-built
+# aiohttp request each: ten thousand watches polling at once stay small.
+MAX_IN_FLIGHT = 100
+
 _TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
 
 
@@ -192,6 +197,7 @@ class Client:
         # Sent with each request only on a caller's session (ours has them as defaults).
         self._request_headers: dict[str, str] | None = self._headers
         self._urls: dict[str, URL] = {}
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -358,13 +364,16 @@ class Client:
             session = self._get_session()
         self._requests += 1
         try:
-            async with session.get(
-                url,
-                headers=self._request_headers,
-                timeout=self._timeout,
-                allow_redirects=False,  # the key never follows a redirect anywhere
-                raise_for_status=False,
-            ) as response:
+            async with (
+                self._in_flight,
+                session.get(
+                    url,
+                    headers=self._request_headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,  # the key never follows a redirect anywhere
+                    raise_for_status=False,
+                ) as response,
+            ):
                 body = await _read_body(response, task_hash)
                 status, reason, headers = response.status, response.reason, response.headers
         except asyncio.TimeoutError as exc:

@@ -1,0 +1,1 @@
+"""taskwatch's benchmarks: ``python -m benchmarks [--quick]`` (see README, "Performance")."""

@@ -1,0 +1,164 @@
+"""Benchmark 1: the client CPU cost of one get_task, side by side with raw aiohttp (the floor)
+and the official lobstrio-sdk async client, sequentially and with 50 concurrent callers.
+
+    python -m benchmarks.overhead [--quick]
+
+The server runs in its own process; CPU is this process's ``time.process_time``. Rounds are
+interleaved (each round runs every client once, in a rotating order) and medians reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+
+import taskwatch
+
+from ._common import median, say, table, verdict, write_result
+from ._server import ServerProcess
+
+TASK_HASH = "c5e29d2aba8b77cdc56391e7405302de"
+Call = Callable[[], Awaitable[Any]]
+
+
+async def _raw_aiohttp(stack: AsyncExitStack, base_url: str) -> Call:
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    url = f"{base_url}/tasks/{TASK_HASH}"
+    headers = {"Authorization": "Token bench-key"}
+
+    async def call() -> Any:
+        async with session.get(url, headers=headers) as response:
+            return await response.json()
+
+    return call
+
+
+async def _taskwatch(stack: AsyncExitStack, base_url: str) -> Call:
+    client = await stack.enter_async_context(
+        taskwatch.Client("bench-key", base_url=base_url, requests_per_minute=None)
+    )
+
+    async def call() -> Any:
+        return await client.get_task(TASK_HASH)
+
+    return call
+
+
+async def _lobstrio_sdk(stack: AsyncExitStack, base_url: str) -> Call | None:
+    try:  # a benchmark-only dependency: pip install -e '.[bench]'
+        from lobstrio import AsyncLobstrClient  # noqa: PLC0415
+    except ImportError:
+        return None
+    client = AsyncLobstrClient(token="bench-key", base_url=base_url + "/")
+    stack.push_async_callback(client.close)
+
+    async def call() -> Any:
+        return await client.tasks.get(TASK_HASH)
+
+    return call
+
+
+CLIENTS: dict[str, Callable[[AsyncExitStack, str], Awaitable[Call | None]]] = {
+    "raw aiohttp": _raw_aiohttp,
+    "taskwatch": _taskwatch,
+    "lobstrio-sdk": _lobstrio_sdk,
+}
+
+
+async def _measure(call: Call, calls: int, concurrency: int) -> tuple[float, float]:
+    """(client CPU µs per call, wall µs per call)."""
+    per_caller = calls // concurrency
+
+    async def caller() -> None:
+        for _ in range(per_caller):
+            await call()
+
+    gc.collect()
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    done = per_caller * concurrency
+    return cpu / done * 1e6, wall / done * 1e6
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    rounds, calls = (3, 200) if quick else (15, 2000)
+    results: dict[str, Any] = {}
+    with ServerProcess() as server:
+        async with AsyncExitStack() as stack:
+            clients: dict[str, Call] = {}
+            for name, factory in CLIENTS.items():
+                call = await factory(stack, server.base_url)
+                if call is None:
+                    say(f"({name} is not installed: pip install -e '.[bench]' to compare with it)")
+                    continue
+                for _ in range(50):  # warm up: connections, caches, first-call imports
+                    await call()
+                clients[name] = call
+            for mode, concurrency in (("sequential", 1), ("50 concurrent", 50)):
+                samples: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
+                names = list(clients)
+                for round_ in range(rounds):
+                    order = names[round_ % len(names) :] + names[: round_ % len(names)]
+                    for name in order:
+                        samples[name].append(await _measure(clients[name], calls, concurrency))
+                results[mode] = {
+                    name: {
+                        "cpu_us_per_call": median([s[0] for s in values]),
+                        "wall_us_per_call": median([s[1] for s in values]),
+                        "rounds": len(values),
+                    }
+                    for name, values in samples.items()
+                }
+    return results
+
+
+def report(results: dict[str, Any], quick: bool) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for mode, figures in results.items():
+        raw = figures["raw aiohttp"]["cpu_us_per_call"]
+        ours = figures["taskwatch"]["cpu_us_per_call"]
+        rows = [
+            (
+                name,
+                f"{f['cpu_us_per_call']:.1f}",
+                f"{f['wall_us_per_call']:.1f}",
+                f"{f['cpu_us_per_call'] / raw:.2f}x",
+            )
+            for name, f in figures.items()
+        ]
+        say(f"\nPer-call overhead, {mode} (medians; CPU of the client process only)")
+        say(table(rows, ["client", "CPU µs/call", "wall µs/call", "CPU vs raw"]))
+        ratio_raw = ours / raw
+        say(
+            f"taskwatch / raw aiohttp: {ratio_raw:.2f}x (target <= 1.10x: "
+            f"{verdict(ratio_raw, 1.10)})"
+        )
+        summary[mode] = {"taskwatch_vs_raw": ratio_raw}
+        if "lobstrio-sdk" in figures:
+            ratio_sdk = ours / figures["lobstrio-sdk"]["cpu_us_per_call"]
+            say(
+                f"taskwatch / lobstrio-sdk: {ratio_sdk:.2f}x (target <= 0.35x: "
+                f"{verdict(ratio_sdk, 0.35)})"
+            )
+            summary[mode]["taskwatch_vs_lobstrio_sdk"] = ratio_sdk
+    write_result("overhead-quick" if quick else "overhead", {"figures": results, "ratios": summary})
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run that checks it works")
+    args = parser.parse_args(argv)
+    report(asyncio.run(run(args.quick)), args.quick)
+
+
+if __name__ == "__main__":
+    main()
