@@ -9,6 +9,8 @@ succeeds pays nothing for the retry machinery.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import ipaddress
 import logging
 import random
@@ -94,6 +96,44 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class _Gate:
+    """At most ``size`` holders at once, first come, first served. On the uncontended path a
+    pass costs one comparison, where asyncio.Semaphore costs several coroutine calls."""
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_enter(self) -> bool:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def enter(self) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.leave()  # a slot was handed over just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+            raise
+
+    def leave(self) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)  # the slot goes straight to the next in line
+                return
+        self._free += 1
 
 
 @attrs.frozen(slots=True)
@@ -197,7 +237,7 @@ class Client:
         # Sent with each request only on a caller's session (ours has them as defaults).
         self._request_headers: dict[str, str] | None = self._headers
         self._urls: dict[str, URL] = {}
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._in_flight = _Gate(MAX_IN_FLIGHT)
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -362,18 +402,18 @@ class Client:
         session = self._session
         if session is None or session.closed or self._closed:
             session = self._get_session()
+        gate = self._in_flight
+        if not gate.try_enter():
+            await gate.enter()
         self._requests += 1
         try:
-            async with (
-                self._in_flight,
-                session.get(
-                    url,
-                    headers=self._request_headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,  # the key never follows a redirect anywhere
-                    raise_for_status=False,
-                ) as response,
-            ):
+            async with session.get(
+                url,
+                headers=self._request_headers,
+                timeout=self._timeout,
+                allow_redirects=False,  # the key never follows a redirect anywhere
+                raise_for_status=False,
+            ) as response:
                 body = await _read_body(response, task_hash)
                 status, reason, headers = response.status, response.reason, response.headers
         except asyncio.TimeoutError as exc:
@@ -390,6 +430,8 @@ class Client:
             raise TransportError(
                 f"could not reach the API: {type(exc).__name__}: {exc}", task_hash=task_hash
             ) from exc
+        finally:
+            gate.leave()
         if status == 200:
             info = _protocol.RateLimitInfo.from_headers(headers)
             if info is not None:

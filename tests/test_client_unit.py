@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -28,6 +29,7 @@ from taskwatch import (
     ServerError,
     TransportError,
 )
+from taskwatch.client import _Gate
 
 from .conftest import SECRET, TASK_HASH, FakeTime, fixture_bytes
 
@@ -304,3 +306,51 @@ def test_plain_http_to_loopback_allowed(base_url: str) -> None:
 def test_bad_settings_are_configuration_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         Client(SECRET, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_in_flight_gate_is_first_come_first_served() -> None:
+    gate = _Gate(2)
+    assert gate.try_enter()
+    assert gate.try_enter()
+    assert not gate.try_enter()
+    order: list[int] = []
+
+    async def waiter(index: int) -> None:
+        await gate.enter()
+        order.append(index)
+
+    waiters = [asyncio.ensure_future(waiter(i)) for i in range(3)]
+    await asyncio.sleep(0)
+    assert order == []
+    gate.leave()
+    gate.leave()
+    await asyncio.sleep(0)
+    assert order == [0, 1]  # each leave handed its slot to the next in line
+    gate.leave()
+    await asyncio.gather(*waiters)
+    assert order == [0, 1, 2]
+    gate.leave()  # the two holders left (waiters 1 and 2) go
+    gate.leave()
+    assert gate.try_enter()
+    assert gate.try_enter()
+    assert not gate.try_enter()
+
+
+async def test_in_flight_gate_survives_cancelled_waiters() -> None:
+    gate = _Gate(1)
+    assert gate.try_enter()
+    first = asyncio.ensure_future(gate.enter())
+    second = asyncio.ensure_future(gate.enter())
+    await asyncio.sleep(0)
+    first.cancel()  # gives up before its turn
+    await asyncio.sleep(0)
+    gate.leave()
+    await second  # the slot skipped the cancelled waiter
+    handed = asyncio.ensure_future(gate.enter())
+    await asyncio.sleep(0)
+    gate.leave()  # hands the slot to `handed`...
+    handed.cancel()  # ...which is cancelled before it runs, and must pass it on
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    assert gate.try_enter()  # the slot was not lost
+    assert first.cancelled()
