@@ -6,7 +6,8 @@ Lobstr.io API does: the same 200 body shape, the same error bodies (401, 404, 42
 scripts (:class:`ScriptStep`) on a simulated clock that can run faster than real time,
 and failures (:class:`Fault`) can be injected into chosen requests: error statuses,
 429s, delays, hangs, dropped connections, truncated, malformed, oversized or slowly
-dripped bodies and redirects.
+dripped bodies and redirects; or at random, into a given share of all requests
+(:meth:`SimulatedTaskAPI.inject_randomly`), for soak tests.
 
 It is a real HTTP server, so any HTTP client works against it: point the client at
 :attr:`SimulatedTaskAPI.base_url` and send :attr:`SimulatedTaskAPI.api_key`.
@@ -387,6 +388,16 @@ class SimulatorStats:
     disconnects: int
     """Connections the server closed without a complete response (drop, truncated,
     and hangs, delays or drips cut short by :meth:`SimulatedTaskAPI.close`)."""
+    random_faults: int = 0
+    """How many of ``faults_injected`` were drawn by :meth:`SimulatedTaskAPI.inject_randomly`."""
+    faults_by_kind: Mapping[str, int] = attrs.Factory(dict)
+    """Injected faults by :attr:`Fault.kind` (``"status"``, ``"drop"``, ...), whether
+    injected with :meth:`SimulatedTaskAPI.inject` or at random."""
+    open_connections: int = 0
+    """Client connections open to the server when the snapshot was taken (idle
+    keep-alive connections included; 0 once the server is closed)."""
+    peak_connections: int = 0
+    """The most client connections seen open at once, sampled as each request arrives."""
 
 
 @attrs.define
@@ -399,6 +410,9 @@ class _Counters:
     in_flight: int = 0
     peak_in_flight: int = 0
     disconnects: int = 0
+    random_faults: int = 0
+    faults_by_kind: dict[str, int] = attrs.Factory(dict)
+    peak_connections: int = 0
 
 
 @attrs.define
@@ -418,6 +432,15 @@ class _ArmedFault:
     fault: Fault
     task_hash: str | None
     remaining: int | None
+
+
+@attrs.define
+class _RandomFaults:
+    probability: float
+    faults: tuple[Fault, ...]
+    weights: tuple[float, ...] | None
+    task_hash: str | None
+    rng: random.Random
 
 
 @attrs.define
@@ -454,10 +477,12 @@ class SimulatedTaskAPI:
     * An unknown hash gets 404 with the documented not-found body; the hash is the
       percent-decoded path segment (``/v1/tasks/a%2Fb`` looks up ``"a/b"``).
     * A known hash gets 200 with the documented task body (see :meth:`snapshot`).
-    * With a ``rate_limit``, every response carries ``X-RateLimit-Limit``,
-      ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (integer UNIX time of the
-      current window's end). Every request reaching the handler counts in a fixed
-      window of ``rate_window`` seconds that starts at a key's first request, per
+    * With a ``rate_limit``, every response carries ``X-RateLimit-Limit`` (per minute, as
+      documented: ``rate_limit * 60 / rate_window``, so a compressed window states the
+      same budget), ``X-RateLimit-Remaining`` (in the window) and ``X-RateLimit-Reset``
+      (integer UNIX time of the current window's end). Every request reaching the
+      handler counts in a fixed window of ``rate_window`` seconds that starts at a key's
+      first request, per
       presented ``Authorization`` value. Over the limit, a request gets 429 with
       ``Retry-After`` (whole seconds to the window's end, at least 1) and the
       documented rate-limit body. A 401 takes precedence over a 429, a 429 over a 404.
@@ -510,6 +535,7 @@ class SimulatedTaskAPI:
         self._wall_origin = datetime.now(timezone.utc).replace(tzinfo=None)
         self._tasks: dict[str, _Task] = {}
         self._faults: list[_ArmedFault] = []
+        self._random_faults: _RandomFaults | None = None
         self._windows: dict[str, _Window] = {}
         self._counters = _Counters()
         self._runner: web.AppRunner | None = None
@@ -631,6 +657,10 @@ class SimulatedTaskAPI:
             in_flight=c.in_flight,
             peak_in_flight=c.peak_in_flight,
             disconnects=c.disconnects,
+            random_faults=c.random_faults,
+            faults_by_kind=dict(c.faults_by_kind),
+            open_connections=self._open_connections(),
+            peak_connections=c.peak_connections,
         )
 
     # -- time --------------------------------------------------------------------------
@@ -744,6 +774,13 @@ class SimulatedTaskAPI:
             hashes.append(self.add_task(script, params=params, module=module))
         return hashes
 
+    def remove_task(self, task_hash: str) -> None:
+        """Forget task ``task_hash``: later requests for it get the documented 404, and
+        the hash may be given to :meth:`add_task` again. Raises ``KeyError`` for an
+        unknown hash. A long-running simulator (a soak test) can so keep its memory flat.
+        """
+        del self._tasks[task_hash]
+
     def script(self, task_hash: str) -> tuple[ScriptStep, ...]:
         """The script of task ``task_hash``. Raises ``KeyError`` for an unknown hash."""
         return self._tasks[task_hash].script
@@ -803,18 +840,77 @@ class SimulatedTaskAPI:
             raise ValueError(f"times must be >= 1 or None, got {times!r}")
         self._faults.append(_ArmedFault(fault=fault, task_hash=task_hash, remaining=times))
 
+    def inject_randomly(
+        self,
+        faults: Sequence[Fault],
+        *,
+        probability: float,
+        weights: Sequence[float] | None = None,
+        seed: int | None = None,
+        task_hash: str | None = None,
+    ) -> None:
+        """Give a random fault to a random share of the requests from now on.
+
+        Each request for ``task_hash`` (any hash if ``None``) that :meth:`inject` has not
+        given a fault gets one with probability ``probability`` (0 to 1), drawn from
+        ``faults`` (uniformly, or with ``weights``, one per fault). With a ``seed`` the
+        sequence of draws is reproducible: the n-th request to arrive gets the same
+        decision in every run (which request arrives n-th depends on the client). A new
+        call replaces the previous one; :meth:`clear_faults` (or ``probability=0``) stops
+        it. Random faults count in ``stats.faults_injected``, ``stats.random_faults`` and
+        ``stats.faults_by_kind``, and in the rate-limit window.
+
+        For example, 10% of requests failing in a realistic mix::
+
+            api.inject_randomly(
+                [Fault.status(503), Fault.rate_limited(0.05), Fault.drop(), Fault.truncated()],
+                probability=0.1,
+                seed=7,
+            )
+        """
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1], got {probability!r}")
+        chosen = tuple(faults)
+        if probability > 0 and not chosen:
+            raise ValueError("faults must not be empty")
+        if any(not isinstance(fault, Fault) for fault in chosen):
+            raise TypeError("faults must be Fault instances (see the Fault class methods)")
+        weights_tuple: tuple[float, ...] | None = None
+        if weights is not None:
+            weights_tuple = tuple(float(w) for w in weights)
+            if len(weights_tuple) != len(chosen):
+                raise ValueError("weights must have one number per fault")
+            if any(w < 0 for w in weights_tuple) or sum(weights_tuple) <= 0:
+                raise ValueError("weights must be >= 0 with a positive sum")
+        if probability == 0:
+            self._random_faults = None
+            return
+        self._random_faults = _RandomFaults(
+            probability=float(probability),
+            faults=chosen,
+            weights=weights_tuple,
+            task_hash=task_hash,
+            rng=random.Random(seed),
+        )
+
     def clear_faults(self) -> None:
-        """Forget every injected fault that has not been used up."""
+        """Forget every injected fault that has not been used up, and stop random faults."""
         self._faults.clear()
+        self._random_faults = None
 
     def requests_for(self, task_hash: str) -> int:
         """How many requests asked for ``task_hash`` (0 if none)."""
         return self._counters.by_hash.get(task_hash, 0)
 
     def reset_stats(self) -> None:
-        """Zero the counters (``in_flight`` keeps counting requests still running)."""
+        """Zero the counters (``in_flight`` keeps counting requests still running, and the
+        peaks start again from what is in flight and open now)."""
         in_flight = self._counters.in_flight
-        self._counters = _Counters(in_flight=in_flight, peak_in_flight=in_flight)
+        self._counters = _Counters(
+            in_flight=in_flight,
+            peak_in_flight=in_flight,
+            peak_connections=self._open_connections(),
+        )
 
     # -- internals ---------------------------------------------------------------------
 
@@ -889,12 +985,27 @@ class SimulatedTaskAPI:
         steps.append(final)
         return steps
 
+    def _open_connections(self) -> int:
+        runner = self._runner
+        server = runner.server if runner is not None else None
+        return len(server.connections) if server is not None else 0
+
+    def _random_fault(self, task_hash: str) -> Fault | None:
+        armed = self._random_faults
+        if armed is None or (armed.task_hash is not None and armed.task_hash != task_hash):
+            return None
+        rng = armed.rng
+        if rng.random() >= armed.probability:
+            return None
+        self._counters.random_faults += 1
+        return rng.choices(armed.faults, armed.weights)[0]
+
     def _take_fault(self, task_hash: str) -> Fault | None:
         chosen = next((a for a in self._faults if a.task_hash == task_hash), None)
         if chosen is None:
             chosen = next((a for a in self._faults if a.task_hash is None), None)
         if chosen is None:
-            return None
+            return self._random_fault(task_hash)
         if chosen.remaining is not None:
             chosen.remaining -= 1
             if chosen.remaining <= 0:
@@ -913,7 +1024,9 @@ class SimulatedTaskAPI:
         window.count += 1
         until_reset = window.start + self._rate_window - now
         headers = {
-            "X-RateLimit-Limit": str(limit),
+            # Documented as requests per minute: with a window of another length (a test's
+            # compressed minute) the same budget is stated per minute.
+            "X-RateLimit-Limit": str(round(limit * 60.0 / self._rate_window)),
             "X-RateLimit-Remaining": str(max(0, limit - window.count)),
             "X-RateLimit-Reset": str(math.ceil(time.time() + until_reset)),
         }
@@ -987,6 +1100,7 @@ class SimulatedTaskAPI:
         counters.by_hash[task_hash] = counters.by_hash.get(task_hash, 0) + 1
         counters.in_flight += 1
         counters.peak_in_flight = max(counters.peak_in_flight, counters.in_flight)
+        counters.peak_connections = max(counters.peak_connections, self._open_connections())
         try:
             authorization = request.headers.get("Authorization")
             decision = self._account(authorization if authorization is not None else "")
@@ -994,6 +1108,7 @@ class SimulatedTaskAPI:
             if fault is None:
                 return self._send(self._normal_reply(task_hash, authorization, decision))
             counters.faults_injected += 1
+            counters.faults_by_kind[fault.kind] = counters.faults_by_kind.get(fault.kind, 0) + 1
             return await self._apply(fault, request, task_hash, authorization, decision)
         finally:
             # The counters object may have been replaced by reset_stats() meanwhile.

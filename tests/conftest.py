@@ -1,11 +1,29 @@
-"""Shared fixtures: the documented bodies, a clean environment, and a real local HTTP server."""
+"""Shared fixtures: the documented bodies, a clean environment, and a real local HTTP server.
+
+Every test also runs under three guards (see the end of this module):
+
+- ``_no_asyncio_errors``: the test fails if asyncio logged an error while it ran (a task
+  destroyed while pending, an exception never retrieved, an unclosed session or connection
+  reported through the loop's exception handler), or if ``gc.collect()`` at teardown turns
+  up a ResourceWarning;
+- ``_asyncio_guard`` (async tests only): the test fails if the loop's exception handler was
+  called, or if an asyncio task it started is still running once its fixtures are torn down
+  (pytest-asyncio would otherwise cancel it silently);
+- ``_key_never_logged`` (modules that import ``SECRET``): every log record, at every level,
+  from every logger, is checked for the key.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
+import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+import traceback
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +136,155 @@ class FakeTime:
         client.limiter._clock = self.clock
         client.limiter._sleep = self.sleep
         return self
+
+
+# -- guards: leaks, unhandled asyncio errors and the key in logs, for every test -----------
+
+
+def render_record(record: logging.LogRecord) -> str:
+    """Everything a log handler could print for ``record``: message, exception, stack."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record is still checked, as its raw parts
+        message = f"{record.msg!r} % {record.args!r}"
+    parts = [f"{record.name} {record.levelname}: {message}"]
+    if record.exc_info and record.exc_info[1] is not None:
+        parts.append("".join(traceback.format_exception(record.exc_info[1])))
+    if record.exc_text:
+        parts.append(record.exc_text)
+    if record.stack_info:
+        parts.append(record.stack_info)
+    return "\n".join(parts)
+
+
+class RecordingHandler(logging.Handler):
+    """Keeps the rendered text of the records it sees (only those ``keep`` accepts)."""
+
+    def __init__(self, level: int, keep: Callable[[str], bool] = lambda text: True) -> None:
+        super().__init__(level)
+        self.keep = keep
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = render_record(record)
+        if self.keep(text):
+            self.texts.append(text)
+
+
+@pytest.fixture(autouse=True)
+def _no_asyncio_errors() -> Iterator[None]:
+    """Fail the test if asyncio logged at ERROR while it ran, or if a ResourceWarning turns
+    up when ``gc.collect()`` runs at teardown.
+
+    asyncio's default exception handler reports "Task was destroyed but it is pending!",
+    "Task exception was never retrieved" and aiohttp's "Unclosed client session/connector"
+    on the "asyncio" logger, not always as warnings, and often only when the object is
+    garbage collected: hence the collection here, after the test's event loop is closed.
+    What survives it is then frozen (``gc.freeze``), so that the next test's collection
+    scans only the objects that test creates and costs milliseconds, not a full heap walk.
+    """
+    recorder = RecordingHandler(logging.ERROR)
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(recorder)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            gc.collect()
+        gc.freeze()
+    finally:
+        asyncio_logger.removeHandler(recorder)
+    problems = recorder.texts + [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if issubclass(w.category, ResourceWarning)
+    ]
+    if problems:
+        pytest.fail(
+            "asyncio reported a leak or an unhandled error during this test:\n"
+            + "\n".join(problems),
+            pytrace=False,
+        )
+
+
+async def _tasks_left_over() -> list[asyncio.Task[Any]]:
+    """The loop's tasks other than the current one, after letting them settle a moment."""
+    others: list[asyncio.Task[Any]] = []
+    for attempt in range(40):
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        if not others:
+            break
+        await asyncio.sleep(0 if attempt < 10 else 0.01)
+    return others
+
+
+@pytest.fixture
+async def _asyncio_guard() -> AsyncIterator[None]:
+    """For async tests (added by ``pytest_collection_modifyitems``): fail if the loop's
+    exception handler is called, or if a task outlives the test and its fixtures."""
+    loop = asyncio.get_running_loop()
+    contexts: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+    leftover: list[asyncio.Task[Any]] = []
+    try:
+        yield
+        leftover = await _tasks_left_over()
+    finally:
+        loop.set_exception_handler(previous)
+    problems = [
+        f"exception handler called: {context.get('message')!s} {context.get('exception')!r}"
+        for context in contexts
+    ]
+    problems += [f"task still running after the test: {task!r}" for task in leftover]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every async test under ``_asyncio_guard``, set up right after the other guards
+    (so it is torn down after the test's own fixtures: servers and clients are closed by
+    then)."""
+    for item in items:
+        if not isinstance(item, pytest.Function) or not inspect.iscoroutinefunction(item.obj):
+            continue
+        names = item.fixturenames
+        if "_asyncio_guard" in names:
+            continue
+        guards = [name for name in ("_no_asyncio_errors", "_key_never_logged") if name in names]
+        at = max((names.index(name) + 1 for name in guards), default=0)
+        names.insert(at, "_asyncio_guard")
+
+
+_KEY_LOGGERS = ("", "taskwatch", "aiohttp", "asyncio")
+
+
+@pytest.fixture(autouse=True)
+def _key_never_logged(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In modules that import ``SECRET``: log everything at DEBUG (root, "taskwatch",
+    "aiohttp", "asyncio") and fail if any record, rendered with its exception and stack,
+    contains the key."""
+    if getattr(request.module, "SECRET", None) != SECRET:
+        yield
+        return
+    recorder = RecordingHandler(logging.DEBUG, keep=lambda text: SECRET in text)
+    loggers = [logging.getLogger(name) for name in _KEY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(recorder)
+    try:
+        yield
+    finally:
+        root.removeHandler(recorder)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+    if recorder.texts:
+        pytest.fail(
+            f"the API key appeared in {len(recorder.texts)} log record(s), e.g.:\n"
+            + recorder.texts[0].replace(SECRET, "<SECRET>"),
+            pytrace=False,
+        )

@@ -821,3 +821,13 @@ def test_faults_are_immutable_values() -> None:
         Fault.delay(-1)
     expected: Mapping[str, str] = dict(Fault.rate_limited(7).headers)
     assert expected == {"Retry-After": "7"}
+
+
+async def test_a_compressed_window_states_its_limit_per_minute(
+    clock: FakeClock, session: aiohttp.ClientSession
+) -> None:
+    async with SimulatedTaskAPI(rate_limit=3, rate_window=2, clock=clock) as api:
+        task_hash = api.add_task(SCRIPT)
+        async with session.get(url(api, task_hash), headers=auth(api)) as resp:
+            assert resp.headers["X-RateLimit-Limit"] == "90"  # 3 per 2 s is 90 per minute
+            assert resp.headers["X-RateLimit-Remaining"] == "2"
