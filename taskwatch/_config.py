@@ -49,6 +49,17 @@ def _token_from_file(path: Path) -> str | None:
     return token.strip()
 
 
+def _checked(key: str, where: str) -> str:
+    """``key`` if it can travel in a header; a control character (a line break pasted with
+    it, say) raises ConfigurationError now rather than a bare ValueError at the first request.
+    The message names where the key came from, never the key."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
+        raise ConfigurationError(
+            f"the API key from {where} contains a control character (a line break?)"
+        )
+    return key
+
+
 def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -> str:
     """The key: ``api_key``, else ``$LOBSTR_TOKEN``, else ``[auth] token`` in the config file.
 
@@ -59,15 +70,15 @@ def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -
     if api_key is not None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigurationError("api_key must be a non-empty string")
-        return api_key.strip()
+        return _checked(api_key.strip(), "api_key")
     env = os.environ if env is None else env
     from_env = env.get(ENV_VAR, "").strip()
     if from_env:
-        return from_env
+        return _checked(from_env, ENV_VAR)
     path = config_path(env)
     from_file = _token_from_file(path)
     if from_file:
-        return from_file
+        return _checked(from_file, str(path))
     raise ConfigurationError(
         "no Lobstr.io API key found: pass api_key=..., set the environment variable "
         f"{ENV_VAR}, or log in with the lobstr CLI so that {path} holds [auth] token"

@@ -64,6 +64,10 @@ def _datetime(value: Any, _: type) -> datetime:
     return _fromisoformat(value)
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def _unstructure_datetime(value: datetime) -> str:
     return value.isoformat()
 
@@ -89,6 +93,11 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
     converter.register_structure_hook(int | None, _optional(_strict_int))
     converter.register_structure_hook(datetime | None, _optional(_datetime))
     converter.register_unstructure_hook(datetime, _unstructure_datetime)
+    # params and errors came from the JSON decoder: JSON-ready as they are. (cattrs would
+    # walk them value by value, a few frames per level: a few hundred levels of nesting
+    # that both decoders accept would end in RecursionError.)
+    converter.register_unstructure_hook_func(lambda cl: cl == _JSON_OBJECT, _as_is)
+    converter.register_unstructure_hook_func(lambda cl: cl is Any, _as_is)
     return converter
 
 

@@ -257,14 +257,43 @@ def error_for(
     return error_cls(message, status=status, body=data, error_type=kind, task_hash=task_hash)
 
 
+# What may be left of a number, or of a string escape, when a document stops inside it.
+_NUMBER_TAIL = re.compile(r"-|\.\d*(?:[eE][+-]?\d*)?|[eE][+-]?")
+_ESCAPE_TAIL = re.compile(r"\\u[0-9a-fA-F]{0,4}")
+
+
 def _cut_off(body: bytes, exc: json.JSONDecodeError) -> bool:
     """True when a body reads as the start of a JSON document that stops early."""
     if body.lstrip()[:1] not in (b"{", b"["):
         return False
     if exc.msg.startswith("Unterminated string"):
         return True
-    rest = exc.doc[exc.pos :].strip()
-    return rest == "" or any(literal.startswith(rest) for literal in ("true", "false", "null"))
+    doc, pos = exc.doc, exc.pos
+    if exc.msg.startswith("Invalid \\uXXXX escape"):
+        # "\u", "\u00" or even "\u00e9" at the very end (the decoder wants one more char)
+        return _ESCAPE_TAIL.fullmatch(doc, max(pos - 1, 0)) is not None
+    rest = doc[pos:].strip()
+    if rest == "" or any(literal.startswith(rest) for literal in ("true", "false", "null")):
+        return True
+    # A number cut off: "-", "12.", "1e", "1.5e-" (the decoder stopped after the digits).
+    return _NUMBER_TAIL.fullmatch(rest) is not None and (
+        rest == "-" or doc[pos - 1 : pos].isdigit()
+    )
+
+
+def _cut_in_a_character(body: bytes, exc: UnicodeDecodeError) -> bool:
+    """True when the only undecodable bytes are a multi-byte character cut at the end, and
+    what comes before them is itself a JSON document cut off."""
+    if exc.end != len(body) or exc.reason != "unexpected end of data":
+        return False
+    head = body[: exc.start]
+    try:
+        json.loads(head)
+    except json.JSONDecodeError as inner:
+        return _cut_off(head, inner)
+    except ValueError:
+        return False
+    return False
 
 
 def decode_task(
@@ -330,7 +359,18 @@ def _not_json(body: bytes, task_hash: str | None) -> ResponseFormatError:
         )
         error.__cause__ = exc
         return error
-    except (ValueError, RecursionError) as exc:  # undecodable bytes, absurd nesting
+    except UnicodeDecodeError as exc:  # undecodable bytes: cut mid-character, or garbage
+        truncated = _cut_in_a_character(body, exc)
+        what = "a JSON document cut off" if truncated else "not JSON"
+        error = ResponseFormatError(
+            f"the task body is {what} ({len(body)} bytes)",
+            task_hash=task_hash,
+            details=[repr(exc)],
+            truncated=truncated,
+        )
+        error.__cause__ = exc
+        return error
+    except (ValueError, RecursionError) as exc:  # absurd nesting, absurd numbers
         error = ResponseFormatError(
             "the task body is not JSON", task_hash=task_hash, details=[repr(exc)]
         )

@@ -69,8 +69,25 @@ def exit_code_for(error: BaseException) -> int:
     return EXIT_ERROR
 
 
+def _inert(text: object) -> str:
+    """Server text made safe for a terminal: control characters (escape sequences, line
+    breaks, bells) are shown as ``\\x1b``-style escapes instead of acting."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in str(text)
+    )
+
+
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    return _inert(" ".join(str(error).split())) or type(error).__name__
+
+
+def _json_line(record: object) -> str:
+    """One JSON line; a document too deeply nested to encode becomes an error record."""
+    try:
+        return json.dumps(record, separators=(",", ":"))
+    except (RecursionError, ValueError) as exc:
+        return json.dumps({"error": {"type": type(exc).__name__, "message": "not printable"}})
 
 
 @attrs.define
@@ -89,7 +106,7 @@ class _Row:
             return f"error: {type(self.error).__name__}"
         if self.last is None:
             return "waiting"
-        return self.last.state
+        return _inert(self.last.state)
 
 
 class _Board:
@@ -135,7 +152,7 @@ class _Board:
                 (
                     row.task_hash,
                     row.outcome,
-                    (last.status.done_reason or "-") if last else "-",
+                    _inert(last.status.done_reason or "-") if last else "-",
                     str(last.total_results) if last else "-",
                     str(last.status.total_pages) if last else "-",
                     f"{duration:.1f}s",
@@ -162,11 +179,11 @@ class _PlainDisplay:
             line = f"{row.task_hash}  error  {_one_line(row.error)}"
         elif last is not None:
             line = (
-                f"{row.task_hash}  {last.state:<9}  results={last.total_results}  "
+                f"{row.task_hash}  {_inert(last.state):<9}  results={last.total_results}  "
                 f"pages={last.status.total_pages}"
             )
             if last.is_done:
-                line += f"  done_reason={last.status.done_reason}"
+                line += f"  done_reason={_inert(last.status.done_reason)}"
         else:
             return
         print(f"{time.strftime('%H:%M:%S')}  {line}", file=self._out, flush=True)
@@ -202,7 +219,7 @@ class _JsonDisplay:
             record = _convert.unstructure_task(row.last)
         else:
             return
-        print(json.dumps(record, separators=(",", ":")), file=self._out, flush=True)
+        print(_json_line(record), file=self._out, flush=True)
 
     def stop(self) -> None:
         return
@@ -251,6 +268,8 @@ class _RichDisplay:
         self._progress.start()
 
     def show(self, row: _Row) -> None:
+        from rich.markup import escape
+
         task_id = self._ids.get(row.task_hash)
         if task_id is None:
             return
@@ -261,7 +280,8 @@ class _RichDisplay:
         if last is None:
             return
         mark = _DONE_MARKS.get(last.state, "[green]✓") if last.is_done else ""
-        state = f"{mark} {last.state}[/]" if mark else last.state
+        shown = escape(_inert(last.state))  # server text: never read as markup
+        state = f"{mark} {shown}[/]" if mark else shown
         self._progress.update(
             task_id,
             state=state,
@@ -274,13 +294,14 @@ class _RichDisplay:
         self._progress.stop()
 
     def summary(self, board: _Board, footer: str) -> None:
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title="taskwatch summary")
         for header in _SUMMARY_HEADERS:
             table.add_column(header, justify="right" if header in {"results", "pages"} else "left")
         for values in board.summary_rows():
-            table.add_row(*values)
+            table.add_row(*(escape(value) for value in values))
         self._console.print(table)
         self._console.print(footer)
 
@@ -381,7 +402,7 @@ async def _cmd_get(args: argparse.Namespace, board_out: list[_Board]) -> int:
     async with Client(args.api_key, base_url=args.base_url) as client:
         task = await client.get_task(args.hash)
     if args.json:
-        print(json.dumps(_convert.unstructure_task(task)))
+        print(_json_line(_convert.unstructure_task(task)))
         return EXIT_OK
     status = task.status
     fields = [
@@ -398,11 +419,11 @@ async def _cmd_get(args: argparse.Namespace, board_out: list[_Board]) -> int:
         ("created_at", task.created_at),
         ("is_active", task.is_active),
         ("module", task.module),
-        ("params", json.dumps(task.params)),
+        ("params", _json_line(task.params)),
     ]
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
-        print(f"{name:<{width}}  {value}")
+        print(f"{name:<{width}}  {_inert(value)}")
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import attrs
 import tenacity
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _protocol
@@ -237,7 +238,7 @@ class Client:
         # Sent with each request only on a caller's session (ours has them as defaults).
         self._request_headers: dict[str, str] | None = self._headers
         self._urls: dict[str, URL] = {}
-        self._in_flight = _Gate(MAX_IN_FLIGHT)
+        self._in_flight = _Gate(_in_flight_size(session))
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -397,14 +398,21 @@ class Client:
             )
 
     async def _attempt(self, url: URL, task_hash: str) -> Task:
-        if not self._limiter.try_acquire():
-            await self._limiter.acquire()
-        session = self._session
-        if session is None or session.closed or self._closed:
-            session = self._get_session()
+        # The gate first, the budget second: a request that had to wait for a free
+        # connection still meets a pause that began meanwhile (a 429 holds every caller
+        # whose request is not on the wire yet).
         gate = self._in_flight
         if not gate.try_enter():
             await gate.enter()
+        try:
+            if not self._limiter.try_acquire():
+                await self._limiter.acquire()
+            session = self._session
+            if session is None or session.closed or self._closed:
+                session = self._get_session()
+        except BaseException:
+            gate.leave()
+            raise
         self._requests += 1
         try:
             async with session.get(
@@ -425,6 +433,13 @@ class Client:
         except aiohttp.ClientPayloadError as exc:
             self._transport_errors += 1
             raise TransportError(f"the response was cut off: {exc}", task_hash=task_hash) from exc
+        except aiohttp.ClientResponseError as exc:  # a malformed answer (bad status line...)
+            self._transport_errors += 1
+            _redact(exc)
+            raise TransportError(
+                f"the API sent a malformed answer: {type(exc).__name__}: {exc}",
+                task_hash=task_hash,
+            ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             self._transport_errors += 1
             raise TransportError(
@@ -546,6 +561,29 @@ class Client:
             key=key,
             on_error=on_error,
         )
+
+
+def _in_flight_size(session: aiohttp.ClientSession | None) -> int:
+    """Requests in flight at once: MAX_IN_FLIGHT, or fewer when a caller's session pools
+    fewer connections (else the surplus would queue inside aiohttp, past the gate)."""
+    connector = session.connector if session is not None else None
+    limits = [MAX_IN_FLIGHT]
+    if connector is not None:
+        limits += [n for n in (connector.limit, connector.limit_per_host) if n > 0]
+    return min(limits)
+
+
+def _redact(exc: aiohttp.ClientResponseError) -> None:
+    """aiohttp's error keeps the request's headers (``request_info``, also in ``args`` and
+    so in its repr): replace the Authorization value before the error goes anywhere."""
+    info = exc.request_info
+    headers = CIMultiDict(info.headers)
+    if "Authorization" in headers:
+        headers["Authorization"] = "Token <redacted>"
+    exc.request_info = aiohttp.RequestInfo(
+        info.url, info.method, CIMultiDictProxy(headers), info.real_url
+    )
+    exc.args = (exc.request_info, *exc.args[1:])
 
 
 async def _read_body(response: aiohttp.ClientResponse, task_hash: str) -> bytes:

@@ -269,11 +269,6 @@ _RICH = fixture_json("get-task-200.json")
 _RICH["params"].update(q="t\u00e2che \u6771\u4eac \U0001f680", lat=-12.5, radius=1.5e3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a body cut inside a number, a \\u escape or a UTF-8 character is taken "
-    "for garbage (not retried) rather than for a document cut off",
-)
 @pytest.mark.parametrize("name", DECODERS)
 @pytest.mark.parametrize("ensure_ascii", [True, False], ids=["ASCII escapes", "raw UTF-8"])
 def test_every_prefix_of_a_body_is_seen_as_cut_off(name: str, ensure_ascii: bool) -> None:
@@ -758,11 +753,6 @@ def task_body_for(task_hash: str, **status: Any) -> dict[str, Any]:
     return dict(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: --json turns params with a few hundred levels of nesting (which both JSON "
-    "decoders accept) into a RecursionError traceback",
-)
 @pytest.mark.parametrize("command", ["get", "watch"])
 def test_cli_json_output_survives_deeply_nested_params(
     command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -782,11 +772,6 @@ def test_cli_json_output_survives_deeply_nested_params(
 HOSTILE_TEXT = "running\x1b[2J\x1b]0;pwned\x07\nFAKE 00:00:00  c5e29d2aba8b  completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="weakness: plain output and error lines print server text raw: terminal escape "
-    "sequences pass through, and a newline forges a line",
-)
 def test_cli_prints_server_text_inert(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -815,11 +800,6 @@ def test_cli_prints_server_text_inert(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the live display reads server text as rich markup: a state like '[/]' "
-    "crashes it with a MarkupError traceback",
-)
 async def test_cli_live_display_survives_markup_in_server_text() -> None:
     async with SimulatedTaskAPI(rate_limit=None) as api:
         # Done at once: the first poll (whenever the process gets to it) shows it.

@@ -191,11 +191,6 @@ async def test_transport_errors_show_no_key() -> None:
     assert_no_key(refused)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a malformed HTTP answer chains aiohttp's ClientResponseError, whose "
-    "request_info (in its repr) holds the request headers, Authorization included",
-)
 async def test_malformed_http_answer_shows_no_key() -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -215,11 +210,6 @@ async def test_malformed_http_answer_shows_no_key() -> None:
     assert_no_key(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="weakness: a key with a control character is only refused by aiohttp at the first "
-    "request, as a bare ValueError (not a ConfigurationError when the client is created)",
-)
 @pytest.mark.parametrize(
     "key",
     [f"a\n{SECRET}", f"{SECRET}\r\nX-Injected: 1", f"{SECRET}\x00"],
@@ -231,11 +221,6 @@ def test_a_key_with_control_characters_is_refused_up_front(key: str) -> None:
     assert_no_key(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="weakness: such a key from LOBSTR_TOKEN makes the CLI die with a ValueError "
-    "traceback (exit 1) instead of one line and exit 4",
-)
 async def test_the_cli_refuses_a_key_with_a_newline_in_one_line() -> None:
     async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as api:
         task_hash = api.add_task(DONE)
