@@ -53,7 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import attrs
 from aiohttp import web
@@ -74,18 +74,7 @@ FaultKind = Literal[
 ]
 """The kinds of :class:`Fault`; each has a constructor of the same name on :class:`Fault`."""
 
-_FAULT_KINDS: tuple[str, ...] = (
-    "status",
-    "rate_limited",
-    "delay",
-    "hang",
-    "drop",
-    "truncated",
-    "malformed",
-    "redirect",
-    "large",
-    "slow_drip",
-)
+_FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 _JSON_CT = "application/json"
 _NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}

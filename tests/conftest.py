@@ -32,10 +32,32 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import taskwatch
+from taskwatch.testing import SimulatedTaskAPI
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TASK_HASH = "c5e29d2aba8b77cdc56391e7405302de"
 SECRET = "sk-test-0123456789abcdef-DO-NOT-LEAK"
+
+
+# Every field path of the documented task body (for tests that mutate it field by field).
+DOCUMENTED_FIELDS: list[tuple[str, ...]] = [
+    ("hash_value",),
+    ("created_at",),
+    ("is_active",),
+    ("params",),
+    ("module",),
+    ("object",),
+    ("status",),
+    ("status", "status"),
+    ("status", "started_at"),
+    ("status", "ended_at"),
+    ("status", "is_done"),
+    ("status", "total_results"),
+    ("status", "total_pages"),
+    ("status", "done_reason"),
+    ("status", "has_errors"),
+    ("status", "errors"),
+]
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -78,6 +100,26 @@ async def serve() -> AsyncIterator[ServeFactory]:
     yield start
     for server in servers:
         await server.close()
+
+
+def fast_client(base_url: str, **options: Any) -> taskwatch.Client:
+    """A client with the test key, tiny retry waits and no client-side cap: retries cost
+    milliseconds. ``options`` override any Client argument."""
+    settings: dict[str, Any] = {
+        "requests_per_minute": None,
+        "retry_initial_wait": 0.001,
+        "retry_max_wait": 0.01,
+        "max_retries": 2,
+        **options,
+    }
+    return taskwatch.Client(SECRET, base_url=base_url, **settings)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[SimulatedTaskAPI]:
+    """A simulated API with no rate limit that accepts the test key (SECRET)."""
+    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as sim:
+        yield sim
 
 
 def base_url(server: TestServer) -> str:

@@ -12,13 +12,12 @@ from aiohttp import web
 
 from taskwatch import (
     APIError,
-    Client,
     ResponseFormatError,
     ServerError,
     TransportError,
 )
 
-from .conftest import SECRET, TASK_HASH, ServeFactory, base_url, fixture_bytes
+from .conftest import SECRET, TASK_HASH, ServeFactory, base_url, fast_client, fixture_bytes
 
 TASK_PATH = "/v1/tasks/{task_hash}"
 BODY = fixture_bytes("get-task-200.json")
@@ -34,17 +33,6 @@ def ok_response() -> web.Response:
             "X-RateLimit-Reset": "1900000000",
         },
     )
-
-
-def fast_client(url: str, **kwargs: object) -> Client:
-    options: dict[str, object] = {
-        "requests_per_minute": None,
-        "retry_initial_wait": 0.001,
-        "retry_max_wait": 0.01,
-        "max_retries": 2,
-    }
-    options.update(kwargs)
-    return Client(SECRET, base_url=url, **options)  # type: ignore[arg-type]
 
 
 async def test_get_task_over_http(serve: ServeFactory) -> None:

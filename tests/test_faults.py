@@ -53,6 +53,7 @@ from taskwatch._protocol import MAX_BODY_BYTES
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
 from .conftest import SECRET, FakeTime
+from .conftest import fast_client as shared_fast_client
 
 MAX_IN_FLIGHT = 100  # aiohttp's default pool: connections one client opens at most
 
@@ -80,22 +81,8 @@ def progressing(results: int = 6, done_at: float = 0.3) -> list[ScriptStep]:
 
 
 def fast_client(base_url: str, **options: Any) -> Client:
-    """A client with tiny retry waits and no client-side cap: tests run in milliseconds."""
-    settings: dict[str, Any] = {
-        "requests_per_minute": None,
-        "retry_initial_wait": 0.001,
-        "retry_max_wait": 0.01,
-        "max_retries": 3,
-        "timeout": 2.0,
-    }
-    settings.update(options)
-    return Client(SECRET, base_url=base_url, **settings)
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[SimulatedTaskAPI]:
-    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as sim:
-        yield sim
+    """The shared test client with this module's defaults: three retries, a 2 s timeout."""
+    return shared_fast_client(base_url, **{"max_retries": 3, "timeout": 2.0, **options})
 
 
 async def until(condition: Callable[[], bool], seconds: float = 3.0) -> None:

@@ -50,7 +50,7 @@ from taskwatch import (
 from taskwatch._protocol import MAX_SERVER_WAIT, RateLimitInfo, decode_task, error_for
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import TASK_HASH, FakeTime, fixture_bytes, fixture_json
+from .conftest import DOCUMENTED_FIELDS, TASK_HASH, FakeTime, fixture_bytes, fixture_json
 
 NOW = 1_700_000_000.0
 DOCUMENTED = fixture_bytes("get-task-200.json")
@@ -136,27 +136,9 @@ _hostile_values = (
     | st.integers(1, 3_000).map(deep)  # deep nesting, past both decoders' limits
     | st.integers(1, 2_000).map(lambda n: {f"k{i}": i for i in range(n)})  # wide objects
 )
-_FIELDS: list[tuple[str, ...]] = [
-    ("hash_value",),
-    ("created_at",),
-    ("is_active",),
-    ("params",),
-    ("module",),
-    ("object",),
-    ("status",),
-    ("status", "status"),
-    ("status", "started_at"),
-    ("status", "ended_at"),
-    ("status", "is_done"),
-    ("status", "total_results"),
-    ("status", "total_pages"),
-    ("status", "done_reason"),
-    ("status", "has_errors"),
-    ("status", "errors"),
-]
 _DELETE = object()
 _mutations = st.lists(
-    st.tuples(st.sampled_from(_FIELDS), st.just(_DELETE) | st.none() | _hostile_values),
+    st.tuples(st.sampled_from(DOCUMENTED_FIELDS), st.just(_DELETE) | st.none() | _hostile_values),
     min_size=1,
     max_size=4,
 )

@@ -38,7 +38,7 @@ from taskwatch._protocol import (
     validate_task_hash,
 )
 
-from .conftest import TASK_HASH, fixture_bytes, fixture_json
+from .conftest import DOCUMENTED_FIELDS, TASK_HASH, fixture_bytes, fixture_json
 
 BASE = URL("https://api.lobstr.io/v1")
 
@@ -427,29 +427,9 @@ def test_any_json_value_is_a_task_or_a_format_error(value: Any) -> None:
     assert isinstance(task, Task)
 
 
-_FIELDS = [
-    ("hash_value",),
-    ("created_at",),
-    ("is_active",),
-    ("params",),
-    ("module",),
-    ("object",),
-    ("status",),
-    ("status", "status"),
-    ("status", "started_at"),
-    ("status", "ended_at"),
-    ("status", "is_done"),
-    ("status", "total_results"),
-    ("status", "total_pages"),
-    ("status", "done_reason"),
-    ("status", "has_errors"),
-    ("status", "errors"),
-]
-
-
 @settings(max_examples=400, deadline=None)
 @given(
-    st.sampled_from(_FIELDS),
+    st.sampled_from(DOCUMENTED_FIELDS),
     st.one_of(st.just("__delete__"), _json, st.text(min_size=1000, max_size=3000)),
     st.dictionaries(st.text(max_size=8), _json, max_size=3),
 )

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from taskwatch import (
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
 from .conftest import SECRET
+from .conftest import fast_client as shared_fast_client
 
 DONE = [ScriptStep(at=0, status="completed", total_results=3, is_done=True)]
 FAILED = [ScriptStep(at=0, status="failed", is_done=True, done_reason="error", has_errors=True)]
@@ -67,21 +68,8 @@ def assert_no_key(*things: object) -> None:
 
 
 def fast_client(base_url: str, **options: Any) -> Client:
-    settings: dict[str, Any] = {
-        "requests_per_minute": None,
-        "retry_initial_wait": 0.001,
-        "retry_max_wait": 0.005,
-        "max_retries": 2,
-        "timeout": 0.15,
-    }
-    settings.update(options)
-    return Client(SECRET, base_url=base_url, **settings)
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[SimulatedTaskAPI]:
-    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as sim:
-        yield sim
+    """The shared test client with this module's defaults: a 0.15 s timeout."""
+    return shared_fast_client(base_url, **{"retry_max_wait": 0.005, "timeout": 0.15, **options})
 
 
 async def failure_of(call: Awaitable[object]) -> BaseException:
