@@ -269,7 +269,7 @@ def _cut_off(body: bytes, exc: json.JSONDecodeError) -> bool:
     if exc.msg.startswith("Unterminated string"):
         return True
     doc, pos = exc.doc, exc.pos
-    if exc.msg.startswith("Invalid \\uXXXX escape"):
+    if exc.msg.startswith("Invalid \\u"):  # the decoder's message for a bad \u escape
         # "\u", "\u00" or even "\u00e9" at the very end (the decoder wants one more char)
         return _ESCAPE_TAIL.fullmatch(doc, max(pos - 1, 0)) is not None
     rest = doc[pos:].strip()

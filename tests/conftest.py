@@ -102,6 +102,23 @@ async def serve() -> AsyncIterator[ServeFactory]:
         await server.close()
 
 
+def snapshots_by_task(
+    snapshots: list[taskwatch.Task], hashes: list[str]
+) -> dict[str, list[taskwatch.Task]]:
+    """Group a stream's snapshots per task, asserting the watch promises on the way: every
+    hash has exactly one terminal snapshot, it comes last, and results never go backwards."""
+    by_task: dict[str, list[taskwatch.Task]] = {}
+    for task in snapshots:
+        by_task.setdefault(task.hash_value, []).append(task)
+    assert set(by_task) == set(hashes), set(hashes) ^ set(by_task)
+    for task_hash, seen in by_task.items():
+        assert [t.is_done for t in seen].count(True) == 1, task_hash
+        assert seen[-1].is_done, task_hash
+        results = [t.total_results for t in seen]
+        assert results == sorted(results), task_hash
+    return by_task
+
+
 def fast_client(base_url: str, **options: Any) -> taskwatch.Client:
     """A client with the test key, tiny retry waits and no client-side cap: retries cost
     milliseconds. ``options`` override any Client argument."""

@@ -52,7 +52,7 @@ from taskwatch import (
 from taskwatch._protocol import MAX_BODY_BYTES
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import SECRET, FakeTime
+from .conftest import SECRET, FakeTime, snapshots_by_task
 from .conftest import fast_client as shared_fast_client
 
 MAX_IN_FLIGHT = 100  # aiohttp's default pool: connections one client opens at most
@@ -278,7 +278,7 @@ async def test_429_burst_while_many_watchers_share_a_client(api: SimulatedTaskAP
         ]
         stats = client.stats()
     await assert_nothing_left(api)
-    assert_one_terminal_each(snapshots, hashes)
+    snapshots_by_task(snapshots, hashes)
     assert stats.rate_limited == api.stats.responses_429 == 10
     assert stats.retries == 10
     assert api.stats.requests == stats.requests
@@ -342,17 +342,6 @@ async def test_429_pause_holds_requests_when_watchers_outnumber_the_pool(
 
 async def consume(snapshots: AsyncIterator[Task]) -> list[Task]:
     return [task async for task in snapshots]
-
-
-def assert_one_terminal_each(snapshots: list[Task], hashes: list[str]) -> None:
-    """Per task: exactly one terminal snapshot, and it is the last one."""
-    by_task: dict[str, list[Task]] = {}
-    for task in snapshots:
-        by_task.setdefault(task.hash_value, []).append(task)
-    assert set(by_task) == set(hashes)
-    for task_hash, seen in by_task.items():
-        assert [t.is_done for t in seen].count(True) == 1, task_hash
-        assert seen[-1].is_done, task_hash
 
 
 # -- outages: connection refused, then the server is back on the same port ---------------

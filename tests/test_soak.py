@@ -41,6 +41,8 @@ import pytest
 from taskwatch import Client, Task
 from taskwatch.testing import Fault, SimulatedTaskAPI
 
+from .conftest import snapshots_by_task
+
 pytestmark = pytest.mark.slow
 
 LONG = os.environ.get("TASKWATCH_SOAK", "").lower() == "long"
@@ -149,17 +151,9 @@ def live_objects() -> Counter[str]:
 def assert_well_formed(snapshots: list[Task], api: SimulatedTaskAPI, hashes: list[str]) -> None:
     """Per task: exactly one terminal snapshot, last, equal to the script's end; results
     never go backwards."""
-    by_task: dict[str, list[Task]] = {}
-    for task in snapshots:
-        by_task.setdefault(task.hash_value, []).append(task)
-    assert set(by_task) == set(hashes), set(hashes) ^ set(by_task)
-    for task_hash, seen in by_task.items():
-        assert [t.is_done for t in seen].count(True) == 1, task_hash
+    for task_hash, seen in snapshots_by_task(snapshots, hashes).items():
         final, end = seen[-1], api.script(task_hash)[-1]
-        assert final.is_done, task_hash
         assert (final.state, final.total_results) == (end.status, end.total_results), task_hash
-        results = [t.total_results for t in seen]
-        assert results == sorted(results), task_hash
 
 
 async def until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
