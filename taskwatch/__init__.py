@@ -28,7 +28,7 @@ from .errors import (
     WatchTimeout,
 )
 from .models import Task, TaskState, TaskStatus
-from .ratelimit import RateLimiter
+from .ratelimit import Limiter, RateLimiter, RateLimitInfo
 
 __all__ = [  # noqa: RUF022 - plainly sorted, as the tests check
     "APIError",
@@ -40,9 +40,11 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the tests check
     "ConfigurationError",
     "DEFAULT_BASE_URL",
     "InvalidTaskHashError",
+    "Limiter",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimitInfo",
     "RateLimiter",
     "ResponseFormatError",
     "ServerError",

@@ -40,7 +40,7 @@ from .errors import (
     TaskwatchError,
     TransportError,
 )
-from .ratelimit import RateLimiter
+from .ratelimit import Limiter, RateLimiter
 
 if TYPE_CHECKING:
     from .models import Task
@@ -190,6 +190,9 @@ class Client:
             (jittered; a server's ``Retry-After`` takes precedence, capped at 120 s).
         allow_insecure_http: allow ``http://`` to a host other than loopback (the key would
             travel in clear text); refused by default.
+        limiter: the rate budget to use instead of a ``RateLimiter(requests_per_minute)`` of
+            the client's own (any ``taskwatch.Limiter``; ``requests_per_minute`` is then not
+            used).
 
     Raises:
         ConfigurationError: no key, or a base_url/setting that cannot work.
@@ -207,6 +210,7 @@ class Client:
         retry_initial_wait: float = 0.5,
         retry_max_wait: float = 30.0,
         allow_insecure_http: bool = False,
+        limiter: Limiter | None = None,
     ) -> None:
         try:
             self._base_url = _protocol.normalise_base_url(base_url)
@@ -228,7 +232,9 @@ class Client:
         if not 0 <= retry_initial_wait <= retry_max_wait:
             raise ConfigurationError("need 0 <= retry_initial_wait <= retry_max_wait")
         try:
-            self._limiter = RateLimiter(requests_per_minute)
+            self._limiter: Limiter = (
+                limiter if limiter is not None else RateLimiter(requests_per_minute)
+            )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         self._headers = _protocol.auth_headers(
@@ -300,7 +306,7 @@ class Client:
         return str(self._base_url)
 
     @property
-    def limiter(self) -> RateLimiter:
+    def limiter(self) -> Limiter:
         """The rate budget shared by every request of this client."""
         return self._limiter
 

@@ -26,10 +26,49 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimitInfo", "RateLimiter"]
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What a Client asks of its rate budget; ``RateLimiter`` is the in-process one.
+
+    Pass another implementation as ``Client(limiter=...)`` to share one budget more widely
+    (for example across processes). Every request of the client calls ``try_acquire()`` and,
+    when that returns False, awaits ``acquire()``; every response's ``X-RateLimit-*`` headers
+    go to ``observe()``; a 429 calls ``pause()`` with its ``Retry-After`` (capped at 120 s).
+    """
+
+    def try_acquire(self) -> bool:
+        """Take a request slot if one is free now, without waiting."""
+
+    async def acquire(self) -> None:
+        """Wait for a request slot; cancellation must leave the budget consistent."""
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` from now."""
+
+    def observe(self, info: RateLimitInfo | None) -> None:
+        """Learn from one response's rate-limit headers (None: the response had none)."""
+
+    @property
+    def requests_per_minute(self) -> float | None:
+        """The pace in force, for ``Client.stats()`` (None: no cap)."""
+
+    @property
+    def server_limit(self) -> int | None:
+        """The last ``X-RateLimit-Limit`` seen, for ``Client.stats()``."""
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot now, for ``Client.stats()``."""
+
+    def paused_for(self) -> float:
+        """Seconds left in a pause, for ``Client.stats()``."""
 
 
 class RateLimiter:

@@ -192,8 +192,10 @@ class FakeTime:
         client._clock = self.clock
         client._sleep = self.sleep
         client._random = lambda: 0.0
-        client.limiter._clock = self.clock
-        client.limiter._sleep = self.sleep
+        limiter = client.limiter
+        assert isinstance(limiter, taskwatch.RateLimiter)
+        limiter._clock = self.clock
+        limiter._sleep = self.sleep
         return self
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from taskwatch import RateLimiter
+from taskwatch import Client, Limiter, RateLimiter
 from taskwatch._protocol import MAX_SERVER_WAIT, RateLimitInfo
 
 from .conftest import FakeTime
@@ -185,3 +185,61 @@ async def test_try_acquire_and_acquire_share_one_queue() -> None:
     times = await grant_times(limiter, time, 2)
     assert times == [1.0, 2.0]
     assert limiter.try_acquire() is False
+
+
+class CountingLimiter:
+    """A Limiter of the test's own: counts what the client asks of it, never waits."""
+
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.observed: list[RateLimitInfo | None] = []
+        self.pauses: list[float] = []
+
+    def try_acquire(self) -> bool:
+        self.acquired += 1
+        return True
+
+    async def acquire(self) -> None:
+        raise AssertionError("try_acquire always grants a slot here")
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+    def observe(self, info: RateLimitInfo | None) -> None:
+        self.observed.append(info)
+
+    @property
+    def requests_per_minute(self) -> float | None:
+        return 12.0
+
+    @property
+    def server_limit(self) -> int | None:
+        return None
+
+    @property
+    def waiting(self) -> int:
+        return 0
+
+    def paused_for(self) -> float:
+        return 0.0
+
+
+async def test_a_client_uses_the_limiter_it_is_given() -> None:
+    from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
+
+    limiter = CountingLimiter()
+    assert isinstance(limiter, Limiter)
+    async with SimulatedTaskAPI(rate_limit=90) as api:
+        task_hash = api.add_task([ScriptStep(at=0, status="completed", is_done=True)])
+        api.inject(Fault.rate_limited(retry_after=0), times=1)
+        async with Client(
+            api.api_key, base_url=api.base_url, limiter=limiter, retry_initial_wait=0.0
+        ) as client:
+            assert client.limiter is limiter
+            await client.get_task(task_hash)
+            await client.wait(task_hash)
+            stats = client.stats()
+    assert limiter.acquired == 3  # the 429, its retry, and the watch's poll
+    assert limiter.pauses == [0.0]  # the 429's Retry-After went to the limiter
+    assert [info.limit for info in limiter.observed if info] == [90, 90, 90]
+    assert stats.requests_per_minute == 12.0

@@ -38,7 +38,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from taskwatch import Client, Task
+from taskwatch import Client, RateLimiter, Task
 from taskwatch.testing import Fault, SimulatedTaskAPI
 
 from .conftest import snapshots_by_task
@@ -100,8 +100,10 @@ class ScaledClock:
         """The client, its budget and its watches run on this clock (as FakeTime does)."""
         client._clock = self.clock
         client._sleep = self.sleep
-        client.limiter._clock = self.clock
-        client.limiter._sleep = self.sleep
+        limiter = client.limiter
+        assert isinstance(limiter, RateLimiter)
+        limiter._clock = self.clock
+        limiter._sleep = self.sleep
 
 
 def rss_mib() -> float:
