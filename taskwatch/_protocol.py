@@ -318,13 +318,14 @@ def decode_task(
 
 
 def parse_task(body: bytes, task_hash: str | None) -> Task:
-    """Turn a 2xx body into a Task; raises ResponseFormatError (see ``decode_task``)."""
+    """Turn a 2xx body into a Task; raises ResponseFormatError (see ``decode_task``), also
+    when the body is the documented task but another one than ``task_hash``."""
     try:
         data = _loads(body)
     except (ValueError, RecursionError):  # orjson's and json's decode errors are ValueErrors
         raise _not_json(body, task_hash) from None
     try:
-        return _convert.structure_task(data)
+        task = _convert.structure_task(data)
     except _STRUCTURE_ERRORS as fast_failure:
         # The fast converter says only that something is wrong; ask the detailed one where.
         try:
@@ -341,6 +342,12 @@ def parse_task(body: bytes, task_hash: str | None) -> Task:
             task_hash=task_hash,
             details=details,
         ) from cause
+    if task_hash is not None and task.hash_value != task_hash:
+        # A snapshot of another task would be yielded as this one's (and its terminal
+        # snapshot never arrive): the answer is wrong, not this task's news.
+        shown = task.hash_value if len(task.hash_value) <= 80 else task.hash_value[:77] + "..."
+        raise ResponseFormatError(f"the API answered with task {shown!r}", task_hash=task_hash)
+    return task
 
 
 def _not_json(body: bytes, task_hash: str | None) -> ResponseFormatError:

@@ -117,9 +117,7 @@ class _Board:
         self.rows = {h: _Row(h, now) for h in hashes}
 
     def update(self, task: Task) -> _Row:
-        row = self.rows.get(task.hash_value)
-        if row is None:  # the server named the task differently; keep it anyway
-            row = self.rows.setdefault(task.hash_value, _Row(task.hash_value, time.monotonic()))
+        row = self.rows[task.hash_value]  # the client checks it is the hash asked for
         row.last = task
         if task.is_done and row.ended is None:
             row.ended = time.monotonic()

@@ -645,10 +645,11 @@ async def test_retry_after_values_give_bounded_waits(
     assert low - 1e-6 <= sum(fake.sleeps) <= high + 1e-6, fake.sleeps
 
 
-def task_answer(headers: dict[str, str]) -> Fault:
-    """A normal 200 task body with these headers (the simulator sends no X-RateLimit-* of
-    its own here: it has no rate limit)."""
-    return Fault.status(200, DOCUMENTED, headers)
+def task_answer(task_hash: str, headers: dict[str, str]) -> Fault:
+    """The documented 200 body for ``task_hash`` with these headers (the simulator sends no
+    X-RateLimit-* of its own here: it has no rate limit)."""
+    body = {**fixture_json("get-task-200.json"), "hash_value": task_hash}
+    return Fault.status(200, body, headers)
 
 
 PAUSE_HEADERS = [
@@ -677,7 +678,7 @@ async def test_rate_limit_reset_gives_bounded_pauses(
     fake = FakeTime()
     async with client_for(api) as client:  # no client-side pace: only the server's word
         fake.install(client)
-        api.inject(task_answer(headers), times=1)
+        api.inject(task_answer(task_hash, headers), times=1)
         await client.get_task(task_hash)
         await client.get_task(task_hash)
         assert fake.now - 1000.0 == pytest.approx(pause)
@@ -712,7 +713,7 @@ async def test_rate_limit_limit_sets_a_bounded_pace(
     fake = FakeTime()
     async with client_for(api, requests_per_minute=90.0) as client:
         fake.install(client)
-        api.inject(task_answer(headers), times=1)
+        api.inject(task_answer(task_hash, headers), times=1)
         starts = []
         for _ in range(5):  # past the burst, requests go one interval apart
             await client.get_task(task_hash)

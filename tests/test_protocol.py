@@ -461,3 +461,10 @@ def test_any_bytes_are_a_task_or_a_format_error(body: bytes) -> None:
         decode(body)
     except ResponseFormatError:
         return
+
+
+def test_another_tasks_body_is_a_format_error() -> None:
+    with pytest.raises(ResponseFormatError, match="answered with task 'c5e29d2a") as info:
+        decode_task(200, "OK", {}, fixture_bytes("get-task-200.json"), task_hash="0" * 32, now=NOW)
+    assert info.value.task_hash == "0" * 32
+    assert info.value.truncated is False
