@@ -21,6 +21,7 @@ import heapq
 import inspect
 import json
 import logging
+import os
 import traceback
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -117,6 +118,16 @@ def snapshots_by_task(
         results = [t.total_results for t in seen]
         assert results == sorted(results), task_hash
     return by_task
+
+
+def cli_env(key: str | None) -> dict[str, str]:
+    """The environment for running the CLI in a subprocess: never the developer's key, the
+    given one in LOBSTR_TOKEN (if any), and warnings turned into errors."""
+    env = {k: v for k, v in os.environ.items() if k != "LOBSTR_TOKEN"}
+    if key is not None:
+        env["LOBSTR_TOKEN"] = key
+    env["PYTHONWARNINGS"] = "error"
+    return env
 
 
 def fast_client(base_url: str, **options: Any) -> taskwatch.Client:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,18 +13,12 @@ import pytest
 from taskwatch import cli
 from taskwatch.testing import ScriptStep, SimulatedTaskAPI
 
+from .conftest import cli_env
+
 
 class Result:
     def __init__(self, code: int, out: str, err: str) -> None:
         self.code, self.out, self.err = code, out, err
-
-
-def env_with(key: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "LOBSTR_TOKEN"}
-    if key is not None:
-        env["LOBSTR_TOKEN"] = key
-    env["PYTHONWARNINGS"] = "error"
-    return env
 
 
 async def run_cli(args: Sequence[str], key: str | None = None, timeout: float = 60) -> Result:
@@ -36,7 +29,7 @@ async def run_cli(args: Sequence[str], key: str | None = None, timeout: float = 
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env_with(key),
+        env=cli_env(key),
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
@@ -184,7 +177,7 @@ async def test_ctrl_c_stops_cleanly_with_the_partial_summary() -> None:
             api.base_url,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=env_with(api.api_key),
+            env=cli_env(api.api_key),
         )
         assert process.stdout is not None
         first = await asyncio.wait_for(process.stdout.readline(), 20)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import traceback
@@ -35,7 +34,7 @@ from taskwatch import (
 )
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import SECRET
+from .conftest import SECRET, cli_env
 from .conftest import fast_client as shared_fast_client
 
 DONE = [ScriptStep(at=0, status="completed", total_results=3, is_done=True)]
@@ -290,14 +289,6 @@ def test_https_and_loopback_are_allowed(base_url: str) -> None:
 class Run:
     def __init__(self, name: str, code: int, out: str, err: str) -> None:
         self.name, self.code, self.out, self.err = name, code, out, err
-
-
-def cli_env(key: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "LOBSTR_TOKEN"}
-    if key is not None:
-        env["LOBSTR_TOKEN"] = key
-    env["PYTHONWARNINGS"] = "error"
-    return env
 
 
 async def run_cli(
