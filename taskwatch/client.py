@@ -458,14 +458,14 @@ class Client:
             if info is not None:
                 self._learn(info)
             return _protocol.parse_task(body, task_hash)
-        raise self._error(status, reason, headers, body, task_hash)
+        raise await self._error(status, reason, headers, body, task_hash)
 
     def _learn(self, info: _protocol.RateLimitInfo) -> None:
         self._server_remaining = info.remaining
         self._server_reset = info.reset
         self._limiter.observe(info)
 
-    def _error(
+    async def _error(
         self,
         status: int,
         reason: str | None,
@@ -473,7 +473,8 @@ class Client:
         body: bytes,
         task_hash: str,
     ) -> APIError:
-        """The error an answer means, after learning what it says about the budget."""
+        """The error an answer means, after learning what it says about the budget (a 429
+        pauses the limiter, and a shared limiter has told the other processes on return)."""
         info = _protocol.RateLimitInfo.from_headers(headers)
         if info is not None:
             self._learn(info)
@@ -483,7 +484,9 @@ class Client:
         if isinstance(error, RateLimitError):
             self._rate_limited += 1
             pause = error.retry_after
-            self._limiter.pause(_DEFAULT_RATE_LIMIT_PAUSE if pause is None else pause)
+            publishing = self._limiter.pause(_DEFAULT_RATE_LIMIT_PAUSE if pause is None else pause)
+            if publishing is not None:
+                await publishing
         elif isinstance(error, ServerError):
             self._server_errors += 1
         return error

@@ -38,6 +38,7 @@ __all__ = [
     "InvalidTaskHashError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RateBudgetUnavailableError",
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
@@ -158,6 +159,15 @@ class TransportError(TaskwatchError):
     a response cut off mid-body, or the per-attempt timeout elapsed.
 
     The original aiohttp/asyncio exception is the ``__cause__``.
+    """
+
+
+class RateBudgetUnavailableError(TaskwatchError):
+    """A shared rate budget (``taskwatch.redis.RedisLimiter``) could not be consulted, so the
+    request was not sent: Redis unreachable, too slow, or refusing the script.
+
+    The original redis/asyncio exception is the ``__cause__``. Pass ``fallback=`` to the
+    limiter to keep going on a local budget instead.
     """
 
 

@@ -40,7 +40,9 @@ class Limiter(Protocol):
     Pass another implementation as ``Client(limiter=...)`` to share one budget more widely
     (for example across processes). Every request of the client calls ``try_acquire()`` and,
     when that returns False, awaits ``acquire()``; every response's ``X-RateLimit-*`` headers
-    go to ``observe()``; a 429 calls ``pause()`` with its ``Retry-After`` (capped at 120 s).
+    go to ``observe()``; a 429 calls ``pause()`` with its ``Retry-After`` (capped at 120 s)
+    and, when ``pause()`` returns an awaitable, awaits it before the 429 is handled further
+    (so a shared budget can tell every process before this one waits to retry).
     """
 
     def try_acquire(self) -> bool:
@@ -49,8 +51,9 @@ class Limiter(Protocol):
     async def acquire(self) -> None:
         """Wait for a request slot; cancellation must leave the budget consistent."""
 
-    def pause(self, seconds: float) -> None:
-        """Hold every caller for ``seconds`` from now."""
+    def pause(self, seconds: float) -> Awaitable[None] | None:
+        """Hold every caller for ``seconds`` from now; may return an awaitable that spreads
+        the pause further (the client awaits it)."""
 
     def observe(self, info: RateLimitInfo | None) -> None:
         """Learn from one response's rate-limit headers (None: the response had none)."""

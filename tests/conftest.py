@@ -22,7 +22,9 @@ import inspect
 import json
 import logging
 import os
+import time
 import traceback
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -120,6 +122,15 @@ def snapshots_by_task(
     return by_task
 
 
+async def until(condition: Callable[[], bool], seconds: float = 3.0) -> None:
+    """Wait (polling every few ms, at most ``seconds``) until ``condition()`` holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
 def cli_env(key: str | None) -> dict[str, str]:
     """The environment for running the CLI in a subprocess: never the developer's key, the
     given one in LOBSTR_TOKEN (if any), and warnings turned into errors."""
@@ -148,6 +159,45 @@ async def api() -> AsyncIterator[SimulatedTaskAPI]:
     """A simulated API with no rate limit that accepts the test key (SECRET)."""
     async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as sim:
         yield sim
+
+
+# The Redis server the Redis tests use (.ci/run starts one on this address).
+REDIS_URL = os.environ.get("TASKWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def _require_redis(client: Any) -> None:
+    """Skip (or, under .ci/run, fail) when no Redis server answers at REDIS_URL."""
+    from redis.exceptions import RedisError
+
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        reason = f"no Redis server answers at {REDIS_URL} ({type(exc).__name__}: {exc})"
+        if os.environ.get("TASKWATCH_REQUIRE_REDIS") == "1":
+            pytest.fail(f"{reason}; .ci/run should have started one", pytrace=False)
+        pytest.skip(f"{reason}; .ci/run starts one, or set TASKWATCH_TEST_REDIS_URL")
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Any]:
+    """A ``redis.asyncio.Redis`` on REDIS_URL, closed after the test (skips without Redis)."""
+    import redis.asyncio as redis_asyncio
+
+    client = redis_asyncio.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    await _require_redis(client)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix(redis_client: Any) -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"taskwatch-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await redis_client.delete(*keys)
 
 
 def base_url(server: TestServer) -> str:

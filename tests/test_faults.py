@@ -52,7 +52,7 @@ from taskwatch import (
 from taskwatch._protocol import MAX_BODY_BYTES
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import SECRET, FakeTime, snapshots_by_task
+from .conftest import SECRET, FakeTime, snapshots_by_task, until
 from .conftest import fast_client as shared_fast_client
 
 MAX_IN_FLIGHT = 100  # aiohttp's default pool: connections one client opens at most
@@ -83,15 +83,6 @@ def progressing(results: int = 6, done_at: float = 0.3) -> list[ScriptStep]:
 def fast_client(base_url: str, **options: Any) -> Client:
     """The shared test client with this module's defaults: three retries, a 2 s timeout."""
     return shared_fast_client(base_url, **{"max_retries": 3, "timeout": 2.0, **options})
-
-
-async def until(condition: Callable[[], bool], seconds: float = 3.0) -> None:
-    """Wait (polling every few ms, at most ``seconds``) until ``condition()`` holds."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 async def assert_nothing_left(api: SimulatedTaskAPI) -> None:
