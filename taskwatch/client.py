@@ -455,15 +455,16 @@ class Client:
             gate.leave()
         if status == 200:
             info = _protocol.RateLimitInfo.from_headers(headers)
-            if info is not None:
-                self._learn(info)
+            if info is not None and (learning := self._learn(info)) is not None:
+                await learning
             return _protocol.parse_task(body, task_hash)
         raise await self._error(status, reason, headers, body, task_hash)
 
-    def _learn(self, info: _protocol.RateLimitInfo) -> None:
+    def _learn(self, info: _protocol.RateLimitInfo) -> Awaitable[None] | None:
+        """Pass the headers to the limiter; returns what a shared limiter needs awaited."""
         self._server_remaining = info.remaining
         self._server_reset = info.reset
-        self._limiter.observe(info)
+        return self._limiter.observe(info)
 
     async def _error(
         self,
@@ -476,8 +477,8 @@ class Client:
         """The error an answer means, after learning what it says about the budget (a 429
         pauses the limiter, and a shared limiter has told the other processes on return)."""
         info = _protocol.RateLimitInfo.from_headers(headers)
-        if info is not None:
-            self._learn(info)
+        if info is not None and (learning := self._learn(info)) is not None:
+            await learning
         error = _protocol.error_for(
             status, reason, headers, body, task_hash=task_hash, now=self._wall_clock()
         )

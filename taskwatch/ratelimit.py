@@ -40,9 +40,9 @@ class Limiter(Protocol):
     Pass another implementation as ``Client(limiter=...)`` to share one budget more widely
     (for example across processes). Every request of the client calls ``try_acquire()`` and,
     when that returns False, awaits ``acquire()``; every response's ``X-RateLimit-*`` headers
-    go to ``observe()``; a 429 calls ``pause()`` with its ``Retry-After`` (capped at 120 s)
-    and, when ``pause()`` returns an awaitable, awaits it before the 429 is handled further
-    (so a shared budget can tell every process before this one waits to retry).
+    go to ``observe()``; a 429 calls ``pause()`` with its ``Retry-After`` (capped at 120 s).
+    When ``observe()`` or ``pause()`` returns an awaitable, the client awaits it before the
+    response is handled further (so a shared budget can tell every process at once).
     """
 
     def try_acquire(self) -> bool:
@@ -55,8 +55,9 @@ class Limiter(Protocol):
         """Hold every caller for ``seconds`` from now; may return an awaitable that spreads
         the pause further (the client awaits it)."""
 
-    def observe(self, info: RateLimitInfo | None) -> None:
-        """Learn from one response's rate-limit headers (None: the response had none)."""
+    def observe(self, info: RateLimitInfo | None) -> Awaitable[None] | None:
+        """Learn from one response's rate-limit headers (None: the response had none); may
+        return an awaitable that spreads what was learnt (the client awaits it)."""
 
     @property
     def requests_per_minute(self) -> float | None:

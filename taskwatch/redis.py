@@ -155,9 +155,9 @@ class RedisLimiter:
         fallback: Limiter | None = None,
         recheck_after: float = 5.0,
     ) -> None:
-        if requests_per_minute is not None and not requests_per_minute > 0:
+        if requests_per_minute is not None and not 0 < requests_per_minute < math.inf:
             raise ConfigurationError("requests_per_minute must be positive, or None for no cap")
-        if burst is not None and not burst >= 1:
+        if burst is not None and not 1 <= burst < math.inf:
             raise ConfigurationError("burst must be at least 1")
         if not timeout > 0:
             raise ConfigurationError("timeout must be a positive number of seconds")
@@ -270,14 +270,13 @@ class RedisLimiter:
         fallback = None if self._fallback is None else self._fallback.pause(seconds)
         return self._publish(fallback)
 
-    def observe(self, info: RateLimitInfo | None) -> None:
+    def observe(self, info: RateLimitInfo | None) -> Awaitable[None] | None:
         """Learn from one response's ``X-RateLimit-*`` headers, as ``RateLimiter`` does: a
         lower server limit lowers the pace; ``Remaining: 0`` pauses the fleet until ``Reset``
-        (told to Redis with this process's next ask)."""
-        if self._fallback is not None:
-            self._fallback.observe(info)
+        (the awaitable then returned tells Redis; the Client awaits it)."""
+        fallback = None if self._fallback is None else self._fallback.observe(info)
         if info is None:
-            return
+            return fallback
         if info.limit is not None and info.limit > 0 and info.limit != self._server_limit:
             self._server_limit = info.limit
             if self._configured is not None:
@@ -286,6 +285,8 @@ class RedisLimiter:
             wait = info.reset - self._wall_clock()
             if wait > 0:
                 self._hold(wait)  # the fallback saw the headers itself, above
+                return self._publish(fallback)
+        return fallback
 
     def _hold(self, seconds: float) -> float:
         """Record a pause (capped at 120 s) to publish; returns the capped seconds."""

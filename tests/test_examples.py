@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import REDIS_URL
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def run_example(name: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "LOBSTR_TOKEN"}
+def run_example(name: str, **extra_env: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "LOBSTR_TOKEN"} | extra_env
     done = subprocess.run(
         [sys.executable, "-W", "error", str(EXAMPLES / name)],
         capture_output=True,
@@ -53,3 +55,23 @@ def test_worker_queue() -> None:
 def test_aiohttp_app() -> None:
     out = run_example("aiohttp_app.py")
     assert out.startswith("200 {'state': ")
+
+
+@pytest.mark.usefixtures("redis_client")  # skips (fails under .ci/run) without Redis
+def test_arq_worker() -> None:
+    lines = run_example("arq_worker.py", REDIS_URL=REDIS_URL).splitlines()
+    watched = [line for line in lines if line.startswith("watch_task ")]
+    processed = [line for line in lines if line.startswith("process_results ")]
+    completed = [line.split()[1] for line in watched if ": completed with " in line]
+    assert len(watched) == 6
+    assert completed  # the demo's seed has completed tasks, hence follow-ups
+    assert sorted(line.split()[1] for line in processed) == sorted(completed)
+    # Each follow-up carries the count its watch saw, and the summary adds them up.
+    counts = {line.split()[1]: int(line.split()[2]) for line in processed}
+    for line in watched:
+        if ": completed with " in line:
+            assert counts[line.split()[1]] == int(line.split()[4])
+    assert lines[-1] == (
+        f"6 tasks watched, {len(completed)} completed and processed "
+        f"({sum(counts.values())} results)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -39,3 +40,10 @@ def test_the_set_up_commands_are_the_ones_ci_runs() -> None:
     assert "pip install -e '.[test]' && pytest" in README
     assert "\npip install -e '.[test]' && pytest\n" in ci
     assert "pip install -e '.[cli]' && taskwatch demo" in README
+
+
+def test_every_python_block_is_valid_python() -> None:
+    blocks = python_blocks()
+    assert len(blocks) >= 5
+    for block in blocks:
+        ast.parse(block)

@@ -175,15 +175,14 @@ async def test_remaining_zero_pauses_the_fleet_until_reset(
 ) -> None:
     ours = limiter_on(redis_client, redis_prefix, requests_per_minute=None)
     theirs = limiter_on(second_connection, redis_prefix, requests_per_minute=None)
-    ours.observe(RateLimitInfo(limit=90, remaining=0, reset=time.time() + 0.8))
+    publishing = ours.observe(RateLimitInfo(limit=90, remaining=0, reset=time.time() + 0.8))
     assert ours.paused_for() > 0.6
-    ours_next = asyncio.create_task(ours.acquire())  # the pause travels with our next ask
-    await asyncio.sleep(0.1)
-    assert not ours_next.done()
+    assert publishing is not None  # the Client awaits it before handling the response
+    await publishing
     started = time.monotonic()
     await theirs.acquire()
-    assert time.monotonic() - started >= 0.4
-    await ours_next
+    assert time.monotonic() - started >= 0.5
+    assert ours.observe(RateLimitInfo(limit=90, remaining=5, reset=time.time() + 60)) is None
 
 
 async def test_a_lower_server_limit_lowers_the_pace(redis_client: Any, redis_prefix: str) -> None:
@@ -324,6 +323,8 @@ async def test_a_pause_that_cannot_reach_redis_goes_with_the_next_ask(
     ("option", "value", "message"),
     [
         ("requests_per_minute", 0, "requests_per_minute must be positive"),
+        ("requests_per_minute", float("inf"), "requests_per_minute must be positive"),
+        ("requests_per_minute", float("nan"), "requests_per_minute must be positive"),
         ("burst", 0.5, "burst must be at least 1"),
         ("timeout", 0, "timeout must be a positive"),
         ("recheck_after", -1, "recheck_after must be a positive"),
