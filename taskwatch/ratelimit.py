@@ -115,14 +115,7 @@ class RateLimiter:
 
     def _set_pace(self, requests_per_minute: float | None) -> None:
         self._pace = requests_per_minute
-        if requests_per_minute is None:
-            self._interval = 0.0
-            self._tolerance = 0.0
-            return
-        per_second = requests_per_minute / 60.0
-        burst = self._burst_setting or max(1.0, per_second)
-        self._interval = 1.0 / per_second
-        self._tolerance = (burst - 1.0) * self._interval
+        self._interval, self._tolerance = _spacing(requests_per_minute, self._burst_setting)
 
     @property
     def requests_per_minute(self) -> float | None:
@@ -194,17 +187,49 @@ class RateLimiter:
         """Learn from one response's ``X-RateLimit-*`` headers (see the module docstring)."""
         if info is None:
             return
-        if info.limit is not None and info.limit > 0 and info.limit != self._server_limit:
+        if _new_server_limit(info, self._server_limit):
             self._server_limit = info.limit
-            configured = self._configured
-            if configured is not None:
-                self._set_pace(min(configured, float(info.limit)))
-        if info.remaining == 0 and info.reset is not None:
-            wait = info.reset - self._wall_clock()
-            if wait > 0:
-                self.pause(wait)
+            self._set_pace(_pace_for(self._configured, info.limit))
+        wait = _wait_for_reset(info, self._wall_clock())
+        if wait is not None:
+            self.pause(wait)
 
     @property
     def server_limit(self) -> int | None:
         """The last ``X-RateLimit-Limit`` the server sent, or None."""
         return self._server_limit
+
+
+# -- shared by every limiter that follows this module's rules ------------------------------
+
+
+def _spacing(requests_per_minute: float | None, burst: float | None) -> tuple[float, float]:
+    """The GCRA (emission interval, burst tolerance) in seconds for a pace; no cap: (0, 0).
+    The burst defaults to one second's worth, at least one request."""
+    if requests_per_minute is None:
+        return 0.0, 0.0
+    per_second = requests_per_minute / 60.0
+    interval = 1.0 / per_second
+    return interval, ((burst or max(1.0, per_second)) - 1.0) * interval
+
+
+def _new_server_limit(info: RateLimitInfo, known: int | None) -> bool:
+    """Whether ``info`` brings a usable ``X-RateLimit-Limit`` different from the known one."""
+    return info.limit is not None and info.limit > 0 and info.limit != known
+
+
+def _pace_for(configured: float | None, server_limit: int | None) -> float | None:
+    """The pace in force: the configured cap, lowered to the server's limit (no cap stays
+    no cap: the server's pauses still apply)."""
+    if configured is None or server_limit is None:
+        return configured
+    return min(configured, float(server_limit))
+
+
+def _wait_for_reset(info: RateLimitInfo, now: float) -> float | None:
+    """Seconds to hold everyone when the server says the window is spent
+    (``Remaining: 0``), until its ``Reset`` (UNIX time); None when there is nothing to wait."""
+    if info.remaining != 0 or info.reset is None:
+        return None
+    wait = info.reset - now
+    return wait if wait > 0 else None

@@ -60,7 +60,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ._config import resolve_api_key
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo
 from .errors import ConfigurationError, RateBudgetUnavailableError
-from .ratelimit import Limiter
+from .ratelimit import Limiter, _new_server_limit, _pace_for, _spacing, _wait_for_reset
 
 __all__ = ["RedisLimiter", "budget_name"]
 
@@ -189,14 +189,9 @@ class RedisLimiter:
 
     def _set_pace(self, requests_per_minute: float | None) -> None:
         self._pace = requests_per_minute
-        if requests_per_minute is None:
-            self._interval_us = self._tolerance_us = 0
-            return
-        per_second = requests_per_minute / 60.0
-        burst = self._burst_setting or max(1.0, per_second)
-        interval = 1.0 / per_second
+        interval, tolerance = _spacing(requests_per_minute, self._burst_setting)
         self._interval_us = math.ceil(interval * _MICROS)
-        self._tolerance_us = math.floor((burst - 1.0) * interval * _MICROS)
+        self._tolerance_us = math.floor(tolerance * _MICROS)
 
     def __repr__(self) -> str:
         state = "on fallback" if self._unavailable_until is not None else "shared"
@@ -277,16 +272,14 @@ class RedisLimiter:
         fallback = None if self._fallback is None else self._fallback.observe(info)
         if info is None:
             return fallback
-        if info.limit is not None and info.limit > 0 and info.limit != self._server_limit:
+        if _new_server_limit(info, self._server_limit):
             self._server_limit = info.limit
-            if self._configured is not None:
-                self._set_pace(min(self._configured, float(info.limit)))
-        if info.remaining == 0 and info.reset is not None:
-            wait = info.reset - self._wall_clock()
-            if wait > 0:
-                self._hold(wait)  # the fallback saw the headers itself, above
-                return self._publish(fallback)
-        return fallback
+            self._set_pace(_pace_for(self._configured, info.limit))
+        wait = _wait_for_reset(info, self._wall_clock())
+        if wait is None:
+            return fallback
+        self._hold(wait)  # the fallback saw the headers itself, above
+        return self._publish(fallback)
 
     def _hold(self, seconds: float) -> float:
         """Record a pause (capped at 120 s) to publish; returns the capped seconds."""
