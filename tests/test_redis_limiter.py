@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -221,6 +223,20 @@ async def test_a_client_on_a_redis_budget_shares_its_429_pause(
         assert sim.stats.responses_429 == 1
 
 
+async def test_client_stats_read_the_redis_budget(redis_client: Any, redis_prefix: str) -> None:
+    async with SimulatedTaskAPI(api_key=SECRET) as sim:  # the documented 90 a minute
+        task_hash = sim.add_task([DONE])
+        limiter = limiter_on(redis_client, redis_prefix, requests_per_minute=600)
+        async with fast_client(sim.base_url, limiter=limiter) as client:
+            await client.get_task(task_hash)
+            stats = client.stats()
+    assert stats.requests == 1
+    assert stats.server_limit == 90
+    assert stats.requests_per_minute == 90  # lowered to the server's limit
+    assert stats.waiting == 0
+    assert stats.paused_for == 0.0
+
+
 # -- when Redis cannot be consulted ----------------------------------------------------------
 
 
@@ -367,3 +383,20 @@ async def test_a_redis_limiter_is_a_limiter() -> None:
         assert isinstance(RedisLimiter(connection, api_key=SECRET), taskwatch.Limiter)
     finally:
         await connection.aclose()
+
+
+def test_taskwatch_imports_without_redis_and_the_extra_is_named() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None  # as if redis-py were not installed\n"
+        "import taskwatch\n"
+        "try:\n"
+        "    import taskwatch.redis\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "taskwatch.redis needs redis-py: pip install 'taskwatch[redis]'"
