@@ -244,9 +244,9 @@ class RedisLimiter:
         try:
             async with self._queue:
                 while True:
-                    if self._use_fallback():
-                        assert self._fallback is not None
-                        await self._fallback.acquire()
+                    fallback = self._active_fallback()
+                    if fallback is not None:
+                        await fallback.acquire()
                         return
                     wait = await self._ask()
                     if wait is None:
@@ -289,9 +289,10 @@ class RedisLimiter:
 
     # -- Redis -----------------------------------------------------------------------------
 
-    def _use_fallback(self) -> bool:
+    def _active_fallback(self) -> Limiter | None:
+        """The fallback, while it stands in for Redis (until the next time to ask Redis)."""
         until = self._unavailable_until
-        return until is not None and self._clock() < until
+        return self._fallback if until is not None and self._clock() < until else None
 
     async def _publish(self, fallback: Awaitable[None] | None) -> None:
         """Tell Redis of this process's pending pause at once (a script call that takes no
@@ -299,8 +300,8 @@ class RedisLimiter:
         Redis anyway (and raises or falls back if it cannot)."""
         if fallback is not None:
             await fallback
-        if self._use_fallback():
-            return
+        if self._active_fallback() is not None:
+            return  # Redis is away: the pause goes with the first ask once it is back
         pending = self._pending_pause_until
         pause_us = math.ceil((pending - self._clock()) * _MICROS)
         if pause_us <= 0:
