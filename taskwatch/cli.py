@@ -22,9 +22,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -362,9 +363,32 @@ async def _run_watch(
         display.summary(board, _footer(client))
 
 
+@contextlib.asynccontextmanager
+async def _client(args: argparse.Namespace) -> AsyncIterator[Client]:
+    """The command's Client: on its own budget, or with ``--redis-url`` on the key's budget
+    shared on Redis (the URL may hold a password: it is never printed)."""
+    if not args.redis_url:
+        async with Client(args.api_key, base_url=args.base_url) as client:
+            yield client
+        return
+    import redis.asyncio as redis_asyncio  # present: _redis_url checked
+
+    from .redis import RedisLimiter
+
+    connection = redis_asyncio.Redis.from_url(
+        args.redis_url, socket_connect_timeout=5, socket_timeout=5
+    )
+    try:
+        limiter = RedisLimiter(connection, api_key=args.api_key)
+        async with Client(args.api_key, base_url=args.base_url, limiter=limiter) as client:
+            yield client
+    finally:
+        await connection.aclose()
+
+
 async def _cmd_watch(args: argparse.Namespace, board_out: list[_Board]) -> int:
     hashes = list(dict.fromkeys(args.hashes))
-    async with Client(args.api_key, base_url=args.base_url) as client:
+    async with _client(args) as client:
         board = _Board(hashes)
         board_out.append(board)
         await _run_watch(client, hashes, args, board)
@@ -397,7 +421,7 @@ async def _cmd_demo(args: argparse.Namespace, board_out: list[_Board]) -> int:
 
 
 async def _cmd_get(args: argparse.Namespace, board_out: list[_Board]) -> int:
-    async with Client(args.api_key, base_url=args.base_url) as client:
+    async with _client(args) as client:
         task = await client.get_task(args.hash)
     if args.json:
         print(_json_line(_convert.unstructure_task(task)))
@@ -445,6 +469,23 @@ def _count(text: str) -> int:
     return value
 
 
+def _redis_url(text: str) -> str:
+    """A Redis URL redis-py accepts (the text is never echoed: it may hold a password)."""
+    if not text:
+        return text
+    try:
+        from redis.asyncio.connection import parse_url
+    except ImportError:
+        raise argparse.ArgumentTypeError("needs redis-py: pip install 'taskwatch[redis]'") from None
+    try:
+        parse_url(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "not a Redis URL (redis://, rediss:// or unix://)"
+        ) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskwatch",
@@ -478,6 +519,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="discouraged: a key on the command line lands in shell history and process "
         "lists; set LOBSTR_TOKEN or log in with the lobstr CLI instead",
+    )
+    api.add_argument(
+        "--redis-url",
+        type=_redis_url,
+        default=os.environ.get("TASKWATCH_REDIS_URL", ""),
+        metavar="URL",
+        help="take request slots from the key's budget shared on this Redis, as workers using "
+        "taskwatch.redis.RedisLimiter do (default: $TASKWATCH_REDIS_URL; needs the redis extra)",
     )
 
     demo = commands.add_parser(

@@ -22,6 +22,7 @@ import inspect
 import json
 import logging
 import os
+import socket
 import time
 import traceback
 import uuid
@@ -177,6 +178,14 @@ async def _require_redis(client: Any) -> None:
         if os.environ.get("TASKWATCH_REQUIRE_REDIS") == "1":
             pytest.fail(f"{reason}; .ci/run should have started one", pytrace=False)
         pytest.skip(f"{reason}; .ci/run starts one, or set TASKWATCH_TEST_REDIS_URL")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @pytest.fixture

@@ -7,13 +7,15 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from taskwatch import cli
+from taskwatch.redis import budget_name
 from taskwatch.testing import ScriptStep, SimulatedTaskAPI
 
-from .conftest import cli_env
+from .conftest import REDIS_URL, cli_env, closed_port
 
 
 class Result:
@@ -119,6 +121,63 @@ async def test_wrong_key_is_one_line_and_never_echoed() -> None:
     for text in (result.out, result.err, result2.out, result2.err):
         assert wrong not in text
         assert "Traceback" not in text
+
+
+async def test_watch_and_get_on_a_budget_shared_on_redis(redis_client: Any) -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        tasks = [api.add_task(script("completed")) for _ in range(2)]
+        name = budget_name(api.api_key)
+        try:
+            watched = await run_cli(
+                [
+                    "watch",
+                    *tasks,
+                    "--plain",
+                    *FAST,
+                    "--base-url",
+                    api.base_url,
+                    "--redis-url",
+                    REDIS_URL,
+                ],
+                api.api_key,
+            )
+            assert watched.code == cli.EXIT_OK, watched.err
+            assert await redis_client.exists(f"{name}:next") == 1  # slots came from Redis
+            got = await run_cli(
+                ["get", tasks[0], "--base-url", api.base_url, "--redis-url", REDIS_URL],
+                api.api_key,
+            )
+            assert got.code == cli.EXIT_OK, got.err
+            assert f"hash_value     {tasks[0]}" in got.out
+        finally:
+            await redis_client.delete(f"{name}:next", f"{name}:paused")
+    assert watched.out.count("completed") >= 2
+    assert watched.err == ""
+
+
+async def test_an_unreachable_redis_budget_is_one_line_and_the_url_is_never_echoed() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task(script("completed"))
+        url = f"redis://:hunter2-secret@127.0.0.1:{closed_port()}/0"
+        result = await run_cli(
+            ["get", task_hash, "--base-url", api.base_url, "--redis-url", url], api.api_key
+        )
+        assert api.stats.requests == 0  # nothing was sent without a slot
+    assert result.code == cli.EXIT_ERROR
+    [line] = result.err.strip().splitlines()
+    assert line.startswith("taskwatch: error: the shared rate budget on Redis (taskwatch:{")
+    assert line.endswith("; the request was not sent")
+    assert "hunter2" not in result.out + result.err
+    assert api.api_key not in result.out + result.err
+
+
+@pytest.mark.parametrize("url", ["nope", "redis://:hunter2-secret@host:port/0"])
+async def test_a_bad_redis_url_is_a_usage_error_never_echoed(url: str) -> None:
+    result = await run_cli(["get", "c5e29d2aba8b77cdc56391e7405302de", "--redis-url", url])
+    assert result.code == cli.EXIT_USAGE
+    assert "argument --redis-url: not a Redis URL" in result.err
+    assert url not in result.err
+    assert "hunter2" not in result.err
 
 
 async def test_no_key_anywhere() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from taskwatch import RateBudgetUnavailableError, RateLimiter, RateLimitInfo
 from taskwatch.redis import RedisLimiter, budget_name
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import REDIS_URL, SECRET, fast_client, until
+from .conftest import REDIS_URL, SECRET, closed_port, fast_client, until
 
 OTHER_KEY = "sk-another-key-0000"
 
@@ -40,13 +39,6 @@ async def unpause_redis(redis_client: Any) -> AsyncIterator[None]:
     """For tests that stall Redis with CLIENT PAUSE: always unpause afterwards."""
     yield
     await redis_client.execute_command("CLIENT", "UNPAUSE")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 DONE = ScriptStep(at=0, status="completed", total_results=3, is_done=True, done_reason="completed")
