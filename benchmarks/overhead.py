@@ -1,5 +1,6 @@
 """Benchmark 1: the client CPU cost of one get_task, side by side with raw aiohttp (the floor)
-and the official lobstrio-sdk async client, sequentially and with 50 concurrent callers.
+and the official lobstrio-sdk async client, sequentially and with 50 concurrent callers; and
+what a budget shared on Redis adds (when a Redis server answers at $REDIS_URL).
 
     python -m benchmarks.overhead [--quick]
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -51,6 +53,36 @@ async def _taskwatch(stack: AsyncExitStack, base_url: str) -> Call:
     return call
 
 
+async def _taskwatch_redis(stack: AsyncExitStack, base_url: str) -> Call | None:
+    """taskwatch with its budget on Redis (no cap: every call still runs the slot script),
+    when a Redis server answers at $REDIS_URL (default redis://127.0.0.1:6379/0)."""
+    try:  # the redis extra, part of the bench extra
+        import redis.asyncio as redis_asyncio  # noqa: PLC0415
+
+        from taskwatch.redis import RedisLimiter  # noqa: PLC0415
+    except ImportError:
+        return None
+    connection = redis_asyncio.Redis.from_url(
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), socket_connect_timeout=2
+    )
+    stack.push_async_callback(connection.aclose)
+    try:
+        await connection.ping()
+    except (redis_asyncio.RedisError, OSError):
+        return None
+    limiter = RedisLimiter(
+        connection, api_key="bench-key", prefix="taskwatch-bench", requests_per_minute=None
+    )
+    client = await stack.enter_async_context(
+        taskwatch.Client("bench-key", base_url=base_url, limiter=limiter)
+    )
+
+    async def call() -> Any:
+        return await client.get_task(TASK_HASH)
+
+    return call
+
+
 async def _lobstrio_sdk(stack: AsyncExitStack, base_url: str) -> Call | None:
     try:  # a benchmark-only dependency: pip install -e '.[bench]'
         from lobstrio import AsyncLobstrClient  # noqa: PLC0415
@@ -68,7 +100,12 @@ async def _lobstrio_sdk(stack: AsyncExitStack, base_url: str) -> Call | None:
 CLIENTS: dict[str, Callable[[AsyncExitStack, str], Awaitable[Call | None]]] = {
     "raw aiohttp": _raw_aiohttp,
     "taskwatch": _taskwatch,
+    "taskwatch, Redis budget": _taskwatch_redis,
     "lobstrio-sdk": _lobstrio_sdk,
+}
+_NOT_AVAILABLE = {
+    "taskwatch, Redis budget": "no Redis server at $REDIS_URL (default redis://127.0.0.1:6379/0)",
+    "lobstrio-sdk": "not installed: pip install -e '.[bench]' to compare with it",
 }
 
 
@@ -97,7 +134,7 @@ async def run(quick: bool) -> dict[str, Any]:
             for name, factory in CLIENTS.items():
                 call = await factory(stack, server.base_url)
                 if call is None:
-                    say(f"({name} is not installed: pip install -e '.[bench]' to compare with it)")
+                    say(f"({name}: {_NOT_AVAILABLE[name]})")
                     continue
                 for _ in range(50):  # warm up: connections, caches, first-call imports
                     await call()
@@ -154,6 +191,16 @@ def report(results: dict[str, Any], quick: bool) -> dict[str, Any]:
                 f"{verdict(ratio_sdk, 0.35)})"
             )
             summary[mode]["taskwatch_vs_lobstrio_sdk"] = ratio_sdk
+        if "taskwatch, Redis budget" in figures:
+            shared, local = figures["taskwatch, Redis budget"], figures["taskwatch"]
+            extra_cpu = shared["cpu_us_per_call"] - local["cpu_us_per_call"]
+            extra_wall = shared["wall_us_per_call"] - local["wall_us_per_call"]
+            say(
+                f"a Redis budget adds {extra_cpu:.0f} µs of client CPU and {extra_wall:.0f} µs "
+                "of wall time per call (one script call to Redis per request)"
+            )
+            summary[mode]["redis_budget_extra_cpu_us"] = extra_cpu
+            summary[mode]["redis_budget_extra_wall_us"] = extra_wall
     write_result("overhead-quick" if quick else "overhead", {"figures": results, "ratios": summary})
     return summary
 
