@@ -430,7 +430,7 @@ class Client:
             ) as response:
                 body = await _read_body(response, task_hash)
                 status, reason, headers = response.status, response.reason, response.headers
-        except asyncio.TimeoutError as exc:
+        except (asyncio.TimeoutError, TimeoutError) as exc:  # one class from Python 3.11 on
             self._transport_errors += 1
             raise TransportError(
                 f"no complete answer within {self._timeout_seconds:g}s (per-attempt timeout)",

@@ -107,7 +107,7 @@ async def test_different_keys_have_different_budgets(redis_client: Any, redis_pr
     await ours.acquire()
     # Our budget is spent for a second; the other key's is untouched.
     await asyncio.wait_for(theirs.acquire(), 0.5)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(ours.acquire(), 0.5)
 
 
