@@ -302,26 +302,27 @@ async def test_fallback_while_redis_is_away_then_back(
     assert all(SECRET not in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.usefixtures("unpause_redis")
 async def test_a_pause_that_cannot_reach_redis_goes_with_the_next_ask(
-    redis_client: Any, second_connection: Any, redis_prefix: str
+    redis_client: Any, second_connection: Any, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dead = redis_asyncio.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=1)
-    try:
-        cut_off = RedisLimiter(dead, api_key=SECRET, prefix=redis_prefix)
-        await cut_off.pause(2.0)  # never raises: the 429 itself is what the caller sees
-        assert cut_off.paused_for() > 1.5
-    finally:
-        await dead.aclose()
-    # The same process reconnected (here: a new limiter holding the same pending pause).
-    limiter = limiter_on(second_connection, redis_prefix, requests_per_minute=None)
-    limiter._pending_pause_until = cut_off._pending_pause_until
-    waiter = asyncio.create_task(limiter.acquire())
-    await asyncio.sleep(0.2)
-    assert not waiter.done()  # held by the pause it published with its ask
-    assert await redis_client.exists(f"{limiter.name}:paused") == 1
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
+    ours = limiter_on(redis_client, redis_prefix, requests_per_minute=None, timeout=0.2)
+    theirs = limiter_on(second_connection, redis_prefix, requests_per_minute=None)
+    await redis_client.execute_command("CLIENT", "PAUSE", 5000, "WRITE")  # scripts stall
+    with caplog.at_level(logging.INFO, logger="taskwatch"):
+        await ours.pause(2.0)  # never raises: the 429 itself is what the caller sees
+    assert ours.paused_for() > 1.5
+    assert any("could not tell Redis of a pause yet" in r.getMessage() for r in caplog.records)
+    await redis_client.execute_command("CLIENT", "UNPAUSE")
+    await asyncio.wait_for(theirs.acquire(), 0.5)  # not told yet: the pause never arrived
+    ours_next = asyncio.create_task(ours.acquire())  # our next ask carries the pause
+    await until(lambda: ours.waiting == 1)
+    await asyncio.sleep(0.05)
+    assert await redis_client.exists(f"{ours.name}:paused") == 1
+    started = time.monotonic()
+    await theirs.acquire()
+    assert time.monotonic() - started >= 1.0  # held by the pause, now on Redis
+    await ours_next
 
 
 # -- settings ------------------------------------------------------------------------------
