@@ -42,9 +42,12 @@ async def _raw_aiohttp(stack: AsyncExitStack, base_url: str) -> Call:
     return call
 
 
-async def _taskwatch(stack: AsyncExitStack, base_url: str) -> Call:
+async def _taskwatch(
+    stack: AsyncExitStack, base_url: str, limiter: taskwatch.Limiter | None = None
+) -> Call:
+    """taskwatch with no cap: on its own in-process budget, or on ``limiter``."""
     client = await stack.enter_async_context(
-        taskwatch.Client("bench-key", base_url=base_url, requests_per_minute=None)
+        taskwatch.Client("bench-key", base_url=base_url, requests_per_minute=None, limiter=limiter)
     )
 
     async def call() -> Any:
@@ -73,14 +76,7 @@ async def _taskwatch_redis(stack: AsyncExitStack, base_url: str) -> Call | None:
     limiter = RedisLimiter(
         connection, api_key="bench-key", prefix="taskwatch-bench", requests_per_minute=None
     )
-    client = await stack.enter_async_context(
-        taskwatch.Client("bench-key", base_url=base_url, limiter=limiter)
-    )
-
-    async def call() -> Any:
-        return await client.get_task(TASK_HASH)
-
-    return call
+    return await _taskwatch(stack, base_url, limiter)
 
 
 async def _lobstrio_sdk(stack: AsyncExitStack, base_url: str) -> Call | None:
