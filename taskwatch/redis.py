@@ -9,7 +9,7 @@ process's Client the same ``RedisLimiter`` settings and the fleet spends one bud
     connection = redis.Redis.from_url("redis://localhost:6379/0")
     limiter = RedisLimiter(connection)                  # key from LOBSTR_TOKEN, like Client()
     async with taskwatch.Client(limiter=limiter) as client:
-        ...
+        task = await client.wait(task_hash)             # every request: a slot from Redis
 
 Needs the ``redis`` extra: ``pip install 'taskwatch[redis]'``.
 
