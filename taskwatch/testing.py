@@ -95,7 +95,13 @@ _DEFAULT_DETAIL = {
 }
 _EMPTY_BODY_STATUSES = frozenset({204, 205, 304})
 _DEFAULT_OUTCOMES: Mapping[str, float] = {"completed": 0.8, "aborted": 0.1, "failed": 0.1}
-_OUTCOMES = ("completed", "aborted", "failed")
+# The documented terminal states and the done_reason each reports.
+_DONE_REASONS: Mapping[str, str] = {
+    "completed": "completed",
+    "aborted": "run_aborted",
+    "failed": "error",
+}
+_OUTCOMES = tuple(_DONE_REASONS)
 _FAILURE_ERRORS: tuple[str | dict[str, Any], ...] = (
     "Proxy error: the target site refused the connection",
     "Session expired: reconnect the account and relaunch the task",
@@ -144,6 +150,33 @@ class ScriptStep:
     has_errors: bool = False
     errors: str | dict[str, Any] | None = attrs.field(default=None, converter=_copy_errors)
     is_active: bool | None = None
+
+    @classmethod
+    def done(
+        cls,
+        at: float,
+        outcome: str,
+        *,
+        total_results: int = 0,
+        total_pages: int = 0,
+        errors: str | Mapping[str, Any] | None = None,
+    ) -> ScriptStep:
+        """The terminal step of a task that ends ``outcome`` (``"completed"``, ``"aborted"``
+        or ``"failed"``) at simulated second ``at``: ``is_done`` set, the documented
+        ``done_reason`` (``completed``, ``run_aborted``, ``error``), and ``has_errors`` set
+        for a failure."""
+        if outcome not in _DONE_REASONS:
+            raise ValueError(f"outcome must be one of {list(_DONE_REASONS)}, got {outcome!r}")
+        return cls(
+            at=at,
+            status=outcome,
+            total_results=total_results,
+            total_pages=total_pages,
+            is_done=True,
+            done_reason=_DONE_REASONS[outcome],
+            has_errors=outcome == "failed",
+            errors=errors,
+        )
 
 
 def _encode_body(body: object) -> bytes:
@@ -943,35 +976,16 @@ class SimulatedTaskAPI:
             )
         if outcome == "completed":
             results += round(rate * (end - last) * rng.uniform(0.4, 1.6))
-            final = ScriptStep(
-                at=end,
-                status="completed",
+        errors = rng.choice(_FAILURE_ERRORS) if outcome == "failed" else None
+        steps.append(
+            ScriptStep.done(
+                end,
+                outcome,
                 total_results=results,
                 total_pages=math.ceil(results / per_page),
-                is_done=True,
-                done_reason="completed",
+                errors=errors,  # copied by ScriptStep
             )
-        elif outcome == "aborted":
-            final = ScriptStep(
-                at=end,
-                status="aborted",
-                total_results=results,
-                total_pages=math.ceil(results / per_page),
-                is_done=True,
-                done_reason="run_aborted",
-            )
-        else:
-            final = ScriptStep(
-                at=end,
-                status="failed",
-                total_results=results,
-                total_pages=math.ceil(results / per_page),
-                is_done=True,
-                done_reason="error",
-                has_errors=True,
-                errors=copy.deepcopy(rng.choice(_FAILURE_ERRORS)),
-            )
-        steps.append(final)
+        )
         return steps
 
     def _open_connections(self) -> int:

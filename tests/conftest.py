@@ -23,11 +23,12 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,19 @@ def cli_env(key: str | None) -> dict[str, str]:
         env["LOBSTR_TOKEN"] = key
     env["PYTHONWARNINGS"] = "error"
     return env
+
+
+async def start_cli(args: Sequence[str], key: str | None) -> asyncio.subprocess.Process:
+    """Start ``python -m taskwatch ARGS`` in ``cli_env(key)``, stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "taskwatch",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(key),
+    )
 
 
 def fast_client(base_url: str, **options: Any) -> taskwatch.Client:

@@ -15,7 +15,7 @@ from taskwatch import cli
 from taskwatch.redis import budget_name
 from taskwatch.testing import ScriptStep, SimulatedTaskAPI
 
-from .conftest import REDIS_URL, cli_env, closed_port
+from .conftest import REDIS_URL, closed_port, start_cli
 
 
 class Result:
@@ -24,33 +24,16 @@ class Result:
 
 
 async def run_cli(args: Sequence[str], key: str | None = None, timeout: float = 60) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "taskwatch",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_env(key),
-    )
+    process = await start_cli(args, key)
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode())
 
 
 def script(state: str, results: int = 5) -> list[ScriptStep]:
-    reasons = {"completed": "completed", "aborted": "run_aborted", "failed": "error"}
     return [
         ScriptStep(at=0, status="running", total_results=1, total_pages=1),
-        ScriptStep(
-            at=0.3,
-            status=state,
-            total_results=results,
-            total_pages=2,
-            is_done=True,
-            done_reason=reasons[state],
-            has_errors=state == "failed",
-        ),
+        ScriptStep.done(0.3, state, total_results=results, total_pages=2),
     ]
 
 
@@ -224,19 +207,8 @@ async def test_invalid_hash_is_a_usage_level_error() -> None:
 async def test_ctrl_c_stops_cleanly_with_the_partial_summary() -> None:
     async with SimulatedTaskAPI(rate_limit=None) as api:
         stuck = api.add_task([ScriptStep(at=0, status="running", total_results=3)])
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "taskwatch",
-            "watch",
-            stuck,
-            "--plain",
-            *FAST,
-            "--base-url",
-            api.base_url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=cli_env(api.api_key),
+        process = await start_cli(
+            ["watch", stuck, "--plain", *FAST, "--base-url", api.base_url], api.api_key
         )
         assert process.stdout is not None
         first = await asyncio.wait_for(process.stdout.readline(), 20)

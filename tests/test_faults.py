@@ -69,14 +69,7 @@ def progressing(results: int = 6, done_at: float = 0.3) -> list[ScriptStep]:
     return [
         ScriptStep(at=0, status="running", total_results=1, total_pages=1),
         ScriptStep(at=done_at / 2, status="running", total_results=results // 2, total_pages=1),
-        ScriptStep(
-            at=done_at,
-            status="completed",
-            total_results=results,
-            total_pages=2,
-            is_done=True,
-            done_reason="completed",
-        ),
+        ScriptStep.done(done_at, "completed", total_results=results, total_pages=2),
     ]
 
 

@@ -41,7 +41,7 @@ async def unpause_redis(redis_client: Any) -> AsyncIterator[None]:
     await redis_client.execute_command("CLIENT", "UNPAUSE")
 
 
-DONE = ScriptStep(at=0, status="completed", total_results=3, is_done=True, done_reason="completed")
+DONE = ScriptStep.done(0, "completed", total_results=3)
 
 
 def limiter_on(connection: Any, prefix: str, **options: Any) -> RedisLimiter:

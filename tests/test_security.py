@@ -34,11 +34,11 @@ from taskwatch import (
 )
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import SECRET, cli_env
+from .conftest import SECRET, start_cli
 from .conftest import fast_client as shared_fast_client
 
 DONE = [ScriptStep(at=0, status="completed", total_results=3, is_done=True)]
-FAILED = [ScriptStep(at=0, status="failed", is_done=True, done_reason="error", has_errors=True)]
+FAILED = [ScriptStep.done(0, "failed")]
 STUCK = [ScriptStep(at=0, status="running", total_results=1)]
 
 
@@ -294,15 +294,7 @@ class Run:
 async def run_cli(
     name: str, args: list[str], *, env_key: str | None, interrupt_after: bytes | None = None
 ) -> Run:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "taskwatch",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_env(env_key),
-    )
+    process = await start_cli(args, env_key)
     assert process.stdout is not None
     head = b""
     if interrupt_after is not None:

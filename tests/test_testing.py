@@ -348,6 +348,29 @@ async def test_script_details() -> None:
     await api.close()  # closing a never-started simulator is harmless
 
 
+def test_script_step_done_gives_the_documented_terminal_step() -> None:
+    errors = {"message": "Proxy error", "code": 502}
+    failed = ScriptStep.done(4, "failed", total_results=2, total_pages=1, errors=errors)
+    assert failed == ScriptStep(
+        at=4,
+        status="failed",
+        total_results=2,
+        total_pages=1,
+        is_done=True,
+        done_reason="error",
+        has_errors=True,
+        errors=errors,
+    )
+    assert failed.errors is not errors  # copied, like any ScriptStep's errors
+    assert ScriptStep.done(1, "completed") == ScriptStep(
+        at=1, status="completed", is_done=True, done_reason="completed"
+    )
+    assert ScriptStep.done(1, "aborted", total_results=9).done_reason == "run_aborted"
+    assert not ScriptStep.done(1, "aborted").has_errors
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        ScriptStep.done(1, "running")
+
+
 async def test_speed_scales_simulated_time(clock: FakeClock) -> None:
     async with SimulatedTaskAPI(speed=10, clock=clock) as api:
         task_hash = api.add_task(SCRIPT)

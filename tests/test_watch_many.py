@@ -36,14 +36,7 @@ def quick_script(results: int, state: str = "completed") -> list[ScriptStep]:
     return [
         ScriptStep(at=0, status="pending"),
         ScriptStep(at=0.1, status="running", total_results=results // 2, total_pages=1),
-        ScriptStep(
-            at=0.3,
-            status=state,
-            total_results=results,
-            total_pages=2,
-            is_done=True,
-            done_reason={"completed": "completed", "aborted": "run_aborted"}.get(state, "error"),
-        ),
+        ScriptStep.done(0.3, state, total_results=results, total_pages=2),
     ]
 
 
