@@ -6,8 +6,6 @@ import random
 
 from taskwatch.testing import ScriptStep
 
-_REASONS = {"completed": "completed", "aborted": "run_aborted", "failed": "error"}
-
 
 def queue_like(
     rng: random.Random,
@@ -35,14 +33,11 @@ def queue_like(
         steps.append(ScriptStep(at=at, status="running", total_results=results, total_pages=pages))
     end = max(at, start + run_for)
     steps.append(
-        ScriptStep(
-            at=end,
-            status=outcome,
+        ScriptStep.done(
+            end,
+            outcome,
             total_results=results,
             total_pages=pages,
-            is_done=True,
-            done_reason=_REASONS[outcome],
-            has_errors=outcome == "failed",
             errors="proxy pool exhausted" if outcome == "failed" else None,
         )
     )
