@@ -60,7 +60,7 @@ _STRUCTURE_ERRORS = (
 )
 
 _loads: Callable[[bytes], Any]
-try:  # orjson parses a task body several times faster; optional (pip install taskwatch[fast])
+try:  # orjson parses a task body several times faster; optional (pip install 'lobstr-taskwatch[fast]')
     import orjson
 
     _loads = orjson.loads

@@ -11,7 +11,7 @@ process's Client the same ``RedisLimiter`` settings and the fleet spends one bud
     async with taskwatch.Client(limiter=limiter) as client:
         task = await client.wait(task_hash)             # every request: a slot from Redis
 
-Needs the ``redis`` extra: ``pip install 'taskwatch[redis]'``.
+Needs the ``redis`` extra: ``pip install 'lobstr-taskwatch[redis]'``.
 
 How it works
 ------------
@@ -56,7 +56,7 @@ try:
     import redis.asyncio as _redis
     import redis.exceptions as _redis_errors
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("taskwatch.redis needs redis-py: pip install 'taskwatch[redis]'") from exc
+    raise ImportError("taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'") from exc
 
 from ._config import resolve_api_key
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo
