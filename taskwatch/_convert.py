@@ -1,20 +1,22 @@
-"""The cattrs converters that turn a decoded task body into a ``Task``.
+"""The cattrs converters that turn a task body, as the reader (``_reader``) leaves it, into a
+``Task``; and a ``Task`` back into the documented shape.
 
 Module-local (never cattrs' global converter), built once at import: one fast converter for
-every poll and one with detailed validation, used only to explain a failure. Scalars are checked
-strictly: JSON ``"false"`` is not a bool and ``"12"`` is not an int, so a wrong-typed body
-fails loudly instead of becoming a plausible-looking snapshot. Unknown keys are ignored.
+every poll and one with detailed validation, used only to explain a failure. Leniency lives in
+the reader, which hands over every value already of its field's type; the hooks here check
+scalars strictly, so a reader bug fails loudly instead of becoming a plausible-looking
+snapshot. Unknown keys are ignored.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TypeVar
 
 import cattrs
 
+from ._reader import parse_timestamp
 from .models import Task
 
 __all__ = ["structure_task", "structure_task_detailed", "unstructure_task"]
@@ -46,22 +48,23 @@ def _json_object(value: Any, _: type) -> dict[str, Any]:
     raise TypeError(f"expected an object, got {type(value).__name__}")
 
 
-if sys.version_info >= (3, 11):
-    _fromisoformat = datetime.fromisoformat
-else:  # pragma: no cover - exercised on 3.10 only
-
-    def _fromisoformat(text: str) -> datetime:
-        # 3.10's fromisoformat rejects a trailing "Z", which related Lobstr.io endpoints send.
-        if text.endswith(("Z", "z")):
-            return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
-        return datetime.fromisoformat(text)
-
-
 def _datetime(value: Any, _: type) -> datetime:
-    # The API sends naive ISO 8601 ("2024-12-24T10:57:55.045567"); offsets are kept when sent.
+    # The reader hands over aware UTC datetimes; an ISO 8601 string (the output of
+    # unstructure_task) is read the way the reader reads one.
+    if isinstance(value, datetime):
+        return value
     if type(value) is not str:
         raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
-    return _fromisoformat(value)
+    moment = parse_timestamp(value)
+    if moment is None:
+        raise ValueError(f"not an ISO 8601 timestamp: {value[:40]!r}")
+    return moment
+
+
+def _module(value: Any, _: type) -> int | str | None:
+    if value is None or type(value) in (int, str):
+        return value  # type: ignore[no-any-return]
+    raise TypeError(f"expected an integer or a string, got {type(value).__name__}")
 
 
 def _as_is(value: Any) -> Any:
@@ -69,7 +72,9 @@ def _as_is(value: Any) -> Any:
 
 
 def _unstructure_datetime(value: datetime) -> str:
-    return value.isoformat()
+    # Every timestamp of a Task is UTC: written with "Z", the form the service also uses.
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _optional(
@@ -92,6 +97,8 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
     converter.register_structure_hook(str | None, _optional(_strict_str))
     converter.register_structure_hook(int | None, _optional(_strict_int))
     converter.register_structure_hook(datetime | None, _optional(_datetime))
+    converter.register_structure_hook(bool | None, _optional(_strict_bool))
+    converter.register_structure_hook(int | str | None, _module)
     converter.register_unstructure_hook(datetime, _unstructure_datetime)
     # params and errors came from the JSON decoder: JSON-ready as they are. (cattrs would
     # walk them value by value, a few frames per level: a few hundred levels of nesting
@@ -113,7 +120,8 @@ _unstructure_task = _fast.get_unstructure_hook(Task)
 
 
 def structure_task(data: Any) -> Task:
-    """Build a Task from a decoded JSON value.
+    """Build a Task from a body of the documented shape with values of the fields' types
+    (what ``_reader.read_task_body`` returns; ISO 8601 strings are read as timestamps).
 
     Raises TypeError/ValueError/KeyError (or a cattrs error) on a bad shape; callers (the
     protocol layer) turn those into ``ResponseFormatError``, using ``structure_task_detailed``
@@ -134,6 +142,7 @@ def structure_task_detailed(data: Any) -> Task:
 
 
 def unstructure_task(task: Task) -> dict[str, Any]:
-    """The task as a JSON-ready dict in the documented shape (timestamps as ISO 8601)."""
+    """The task as a JSON-ready dict in the documented shape (timestamps as ISO 8601 UTC,
+    written with ``Z``)."""
     result: dict[str, Any] = _unstructure_task(task)
     return result

@@ -20,7 +20,7 @@ import attrs
 import cattrs
 from yarl import URL
 
-from . import _convert
+from . import _convert, _reader
 from .errors import (
     APIError,
     AuthenticationError,
@@ -60,7 +60,8 @@ _STRUCTURE_ERRORS = (
 )
 
 _loads: Callable[[bytes], Any]
-try:  # orjson parses a task body several times faster; optional (pip install 'lobstr-taskwatch[fast]')
+# orjson parses a task body several times faster: pip install 'lobstr-taskwatch[fast]'
+try:
     import orjson
 
     _loads = orjson.loads
@@ -318,36 +319,40 @@ def decode_task(
 
 
 def parse_task(body: bytes, task_hash: str | None) -> Task:
-    """Turn a 2xx body into a Task; raises ResponseFormatError (see ``decode_task``), also
-    when the body is the documented task but another one than ``task_hash``."""
+    """Turn a 2xx body into a Task; raises ResponseFormatError (see ``decode_task``)."""
+    return read_task(body, task_hash)[0]
+
+
+def read_task(body: bytes, task_hash: str | None) -> tuple[Task, list[str]]:
+    """Turn a 2xx body into a Task read tolerantly (see ``_reader``), and the list of ways
+    the body deviated from the documented shape (field and kind, never a value).
+
+    Raises:
+        ResponseFormatError: the body is not JSON (``truncated`` when it stops in the middle
+            of a document), not a JSON object, or names a task other than ``task_hash``.
+    """
     try:
         data = _loads(body)
     except (ValueError, RecursionError):  # orjson's and json's decode errors are ValueErrors
         raise _not_json(body, task_hash) from None
+    shaped, deviations = _reader.read_task_body(data, task_hash)
     try:
-        task = _convert.structure_task(data)
-    except _STRUCTURE_ERRORS as fast_failure:
+        task = _convert.structure_task(shaped)
+    except _STRUCTURE_ERRORS as fast_failure:  # pragma: no cover - the reader's types fit
         # The fast converter says only that something is wrong; ask the detailed one where.
         try:
-            _convert.structure_task_detailed(data)
+            _convert.structure_task_detailed(shaped)
         except cattrs.BaseValidationError as exc:
             details = cattrs.transform_error(exc)
             cause: BaseException = exc
         except _STRUCTURE_ERRORS as exc:
             details, cause = [str(exc)], exc
-        else:  # pragma: no cover - the two converters agree on what is valid
+        else:
             details, cause = [repr(fast_failure)], fast_failure
         raise ResponseFormatError(
-            "the task body does not have the documented shape",
-            task_hash=task_hash,
-            details=details,
+            "the task body could not be read", task_hash=task_hash, details=details
         ) from cause
-    if task_hash is not None and task.hash_value != task_hash:
-        # A snapshot of another task would be yielded as this one's (and its terminal
-        # snapshot never arrive): the answer is wrong, not this task's news.
-        shown = task.hash_value if len(task.hash_value) <= 80 else task.hash_value[:77] + "..."
-        raise ResponseFormatError(f"the API answered with task {shown!r}", task_hash=task_hash)
-    return task
+    return task, deviations
 
 
 def _not_json(body: bytes, task_hash: str | None) -> ResponseFormatError:

@@ -225,8 +225,9 @@ async def wait_task(
 ) -> Task:
     """Wait until ``task_hash`` is done and return its terminal snapshot.
 
-    A completed, aborted or failed task is returned as data; with ``raise_on_failure=True`` a
-    terminal state other than ``completed`` raises TaskFailedError (carrying the snapshot).
+    A task that ended, well or not, is returned as data; with ``raise_on_failure=True`` a task
+    that ended without success (``task.failed``: aborted, failed, error, see the table in
+    ``taskwatch.models``) raises TaskFailedError (carrying the snapshot).
     Raises what ``watch_task`` raises.
     """
     last: Task | None = None
@@ -243,7 +244,7 @@ async def wait_task(
             last = task
     if last is None or not last.is_done:  # pragma: no cover - watch_task always ends done
         raise AssertionError("a watch ended without its terminal snapshot")
-    if raise_on_failure and last.status.status != TaskState.COMPLETED:
+    if raise_on_failure and not last.succeeded:
         raise TaskFailedError(
             f"task {last.hash_value} ended {last.status.status} "
             f"(done_reason={last.status.done_reason!r}, results={last.total_results})",

@@ -137,7 +137,7 @@ class _Board:
                 code = max(code, exit_code_for(row.error))
             elif row.last is None or not row.last.is_done:
                 code = max(code, EXIT_INTERRUPTED)
-            elif row.last.state != TaskState.COMPLETED:
+            elif not row.last.succeeded:
                 code = max(code, EXIT_TASK_FAILED)
         return code
 
@@ -227,7 +227,11 @@ class _JsonDisplay:
         return  # stdout stays pure NDJSON
 
 
-_DONE_MARKS = {"completed": "[green]✓", "aborted": "[yellow]!", "failed": "[red]✗"}
+def _done_mark(task: Task) -> str:
+    """✓ for a success, ! for an abort (partial results), ✗ for any other failure."""
+    if task.succeeded:
+        return "[green]✓"
+    return "[yellow]!" if task.state == TaskState.ABORTED else "[red]✗"
 
 
 class _RichDisplay:
@@ -278,7 +282,7 @@ class _RichDisplay:
             return
         if last is None:
             return
-        mark = _DONE_MARKS.get(last.state, "[green]✓") if last.is_done else ""
+        mark = _done_mark(last) if last.is_done else ""
         shown = escape(_inert(last.state))  # server text: never read as markup
         state = f"{mark} {shown}[/]" if mark else shown
         self._progress.update(
@@ -476,7 +480,9 @@ def _redis_url(text: str) -> str:
     try:
         from redis.asyncio.connection import parse_url
     except ImportError:
-        raise argparse.ArgumentTypeError("needs redis-py: pip install 'lobstr-taskwatch[redis]'") from None
+        raise argparse.ArgumentTypeError(
+            "needs redis-py: pip install 'lobstr-taskwatch[redis]'"
+        ) from None
     try:
         parse_url(text)
     except ValueError:

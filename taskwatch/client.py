@@ -15,8 +15,15 @@ import ipaddress
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
-from types import TracebackType
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -153,6 +160,11 @@ class ClientStats:
         paused_for: seconds left in a server-imposed pause.
         waiting: requests waiting for a slot in the budget right now.
         live_watches: watches currently running on this client.
+        off_contract_bodies: task bodies that deviated from the documented shape (each was
+            still read; see ``deviations``).
+        deviations: how many bodies showed each kind of deviation, by field and kind (for
+            example ``"status.is_done: absent, done-ness read from the state"``); empty while
+            every answer has the documented shape.
     """
 
     requests: int
@@ -167,6 +179,8 @@ class ClientStats:
     paused_for: float
     waiting: int
     live_watches: int
+    off_contract_bodies: int = 0
+    deviations: Mapping[str, int] = attrs.field(factory=dict)
 
 
 class Client:
@@ -270,6 +284,8 @@ class Client:
         self._server_remaining: int | None = None
         self._server_reset: float | None = None
         self._live_watches = 0
+        self._deviations: dict[str, int] = {}
+        self._off_contract = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -457,8 +473,26 @@ class Client:
             info = _protocol.RateLimitInfo.from_headers(headers)
             if info is not None and (learning := self._learn(info)) is not None:
                 await learning
-            return _protocol.parse_task(body, task_hash)
+            task, deviations = _protocol.read_task(body, task_hash)
+            if deviations:
+                self._note_deviations(deviations)
+            return task
         raise await self._error(status, reason, headers, body, task_hash)
+
+    def _note_deviations(self, deviations: list[str]) -> None:
+        """Count each kind of deviation from the documented body; log the kinds never seen
+        before on this client in one WARNING (fields and kinds only, never values)."""
+        counts = self._deviations
+        new = [kind for kind in dict.fromkeys(deviations) if kind not in counts]
+        for kind in deviations:
+            counts[kind] = counts.get(kind, 0) + 1
+        self._off_contract += 1
+        if new:
+            logger.warning(
+                "the API's task body differs from the documented shape (each kind is logged "
+                "once per client and counted in Client.stats().deviations): %s",
+                "; ".join(new),
+            )
 
     def _learn(self, info: _protocol.RateLimitInfo) -> Awaitable[None] | None:
         """Pass the headers to the limiter; returns what a shared limiter needs awaited."""
@@ -509,6 +543,8 @@ class Client:
             paused_for=self._limiter.paused_for(),
             waiting=self._limiter.waiting,
             live_watches=self._live_watches,
+            off_contract_bodies=self._off_contract,
+            deviations=MappingProxyType(dict(self._deviations)),
         )
 
     # -- watching (see watch.py) -----------------------------------------------------------

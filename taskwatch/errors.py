@@ -16,7 +16,7 @@
     ├── TransportError                  connection refused/reset, DNS, per-attempt timeout
     ├── ResponseFormatError             a body that is not the documented task (carries ``details``)
     ├── WatchTimeout                    a watch outlived its ``timeout`` (carries ``last``)
-    └── TaskFailedError                 ``raise_on_failure=True`` and the task failed or was aborted
+    └── TaskFailedError                 ``raise_on_failure=True`` and the task ended without success
 
 Errors about one task carry ``task_hash``. Messages never contain the API key: taskwatch
 never puts request headers into a message or a log record.
@@ -212,7 +212,8 @@ class WatchTimeout(TaskwatchError, TimeoutError):
 
 
 class TaskFailedError(TaskwatchError):
-    """The task ended in a state other than ``completed`` and the caller asked for an error.
+    """The task ended without success (``task.failed``: aborted, failed, error, ...; see the
+    table in ``taskwatch.models``) and the caller asked for an error.
 
     ``task`` is the terminal snapshot; its results (``task.total_results``) may be partial.
     """

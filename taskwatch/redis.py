@@ -56,7 +56,9 @@ try:
     import redis.asyncio as _redis
     import redis.exceptions as _redis_errors
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'") from exc
+    raise ImportError(
+        "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
+    ) from exc
 
 from ._config import resolve_api_key
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo

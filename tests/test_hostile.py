@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 from unittest import mock
@@ -59,6 +59,7 @@ DONE = [ScriptStep(at=0, status="completed", total_results=3, is_done=True)]
 # -- the parser ------------------------------------------------------------------------------
 
 DECODERS = ["default", "json"]
+ZERO = timedelta(0)
 
 
 @contextlib.contextmanager
@@ -90,19 +91,19 @@ def check_task_or_format_error(body: bytes) -> Task | None:
     assert isinstance(task, Task)
     status = task.status
     assert isinstance(status, TaskStatus)
-    assert type(task.hash_value) is str
-    assert type(task.is_active) is bool
+    assert task.hash_value == TASK_HASH  # identity: never another task's snapshot
+    assert task.is_active is None or type(task.is_active) is bool
     assert type(task.params) is dict
-    assert task.module is None or type(task.module) is int
-    assert task.created_at is None or isinstance(task.created_at, datetime)
+    assert task.module is None or type(task.module) in (int, str)
     assert type(status.status) is str
     assert type(status.is_done) is bool
     assert type(status.total_results) is int
     assert type(status.total_pages) is int
     assert type(status.has_errors) is bool
     assert status.done_reason is None or type(status.done_reason) is str
-    for moment in (status.started_at, status.ended_at):
-        assert moment is None or isinstance(moment, datetime)
+    for moment in (task.created_at, status.started_at, status.ended_at):
+        assert moment is None or (isinstance(moment, datetime) and moment.utcoffset() == ZERO)
+    assert task.succeeded is (task.is_done and not task.failed)
     return task
 
 

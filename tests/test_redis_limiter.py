@@ -392,4 +392,7 @@ def test_taskwatch_imports_without_redis_and_the_extra_is_named() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
+    assert (
+        done.stdout.strip()
+        == "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
+    )
