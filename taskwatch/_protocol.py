@@ -46,6 +46,8 @@ MAX_SERVER_WAIT = 120.0
 # segment, a query or a fragment, and nothing needs escaping. Task hashes are 32 hex
 # characters in every documented example; we only insist on "one safe segment".
 _HASH_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
+# What every Lobstr.io task hash seen so far looks like (used for a hint only, never to refuse).
+_LOOKS_LIKE_A_HASH = re.compile(r"[0-9a-f]{32}")
 _THROTTLED_PATTERN = re.compile(r"available in (\d+(?:\.\d+)?) seconds?")
 _BODY_EXCERPT = 2000
 
@@ -246,7 +248,7 @@ def error_for(
         cls: type[RateLimitError] | type[ServerError] = (
             RateLimitError if status == 429 else ServerError
         )
-        return cls(
+        error = cls(
             message,
             status=status,
             body=data,
@@ -254,6 +256,13 @@ def error_for(
             task_hash=task_hash,
             retry_after=retry_after,
         )
+        if status >= 500 and task_hash is not None and not _LOOKS_LIKE_A_HASH.fullmatch(task_hash):
+            # The service has answered truncated or unknown hashes with 500, not 404.
+            error.hint = (
+                "the API has answered 500 for truncated or unknown hashes, and this one is not"
+                " 32 hex characters: check it is complete"
+            )
+        return error
     error_cls = _STATUS_ERRORS.get(status, APIError)
     return error_cls(message, status=status, body=data, error_type=kind, task_hash=task_hash)
 

@@ -84,7 +84,11 @@ class APIError(TaskwatchError):
         error_type: the error type the body named (``"not_found_error"``, ``"RateLimitExceeded"``,
             ...), or None.
         body: the parsed JSON body when it was JSON, else the raw text (truncated), else None.
+        hint: what taskwatch suspects is behind the error, when it has a clue (shown in the
+            error's text), else None.
     """
+
+    hint: str | None = None
 
     def __init__(
         self,
@@ -102,7 +106,8 @@ class APIError(TaskwatchError):
 
     def __str__(self) -> str:
         where = f" (task {self.task_hash})" if self.task_hash else ""
-        return f"{self.status}: {self.message}{where}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{self.status}: {self.message}{where}{hint}"
 
     def __repr__(self) -> str:
         return (

@@ -35,6 +35,9 @@ Use it as an async context manager, for instance in a pytest fixture::
         )
         ...  # poll f"{lobstr_api.base_url}/tasks/{task_hash}"
 
+To prove code survives the shapes the real service sends beside its documentation, serve a
+:class:`Dialect` (``SimulatedTaskAPI(dialect="everything")``, see :data:`DIALECTS`).
+
 This module depends only on the standard library, aiohttp and attrs.
 """
 
@@ -58,7 +61,9 @@ from typing import Any, Literal, get_args
 import attrs
 from aiohttp import web
 
-__all__ = ["Fault", "ScriptStep", "SimulatedTaskAPI", "SimulatorStats"]
+from ._dialects import DIALECTS, Dialect
+
+__all__ = ["DIALECTS", "Dialect", "Fault", "ScriptStep", "SimulatedTaskAPI", "SimulatorStats"]
 
 FaultKind = Literal[
     "status",
@@ -76,6 +81,7 @@ FaultKind = Literal[
 
 _FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
+_DOCUMENTED = Dialect()
 _JSON_CT = "application/json"
 _NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 _INVALID_TOKEN = {"detail": "Invalid token."}
@@ -496,8 +502,9 @@ class SimulatedTaskAPI:
     * ``Authorization: Token KEY`` must match :attr:`api_key` exactly, else 401 with
       ``{"detail": "Authentication credentials were not provided."}`` (no header) or
       ``{"detail": "Invalid token."}`` (any other value).
-    * An unknown hash gets 404 with the documented not-found body; the hash is the
-      percent-decoded path segment (``/v1/tasks/a%2Fb`` looks up ``"a/b"``).
+    * An unknown hash gets 404 with the documented not-found body (500 in a dialect with
+      ``unknown_hash_status=500``); the hash is the percent-decoded path segment
+      (``/v1/tasks/a%2Fb`` looks up ``"a/b"``).
     * A known hash gets 200 with the documented task body (see :meth:`snapshot`).
     * With a ``rate_limit``, every response carries ``X-RateLimit-Limit`` (per minute, as
       documented: ``rate_limit * 60 / rate_window``, so a compressed window states the
@@ -530,6 +537,7 @@ class SimulatedTaskAPI:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        dialect: Dialect | str = "documented",
     ) -> None:
         """Configure the simulator; nothing listens until :meth:`start`.
 
@@ -537,6 +545,9 @@ class SimulatedTaskAPI:
         ``rate_limit`` is requests per window per key (``None``: unlimited).
         ``speed`` (>= 0) is simulated seconds per real second. ``seed`` makes generated
         task hashes and :meth:`add_random_tasks` reproducible. ``port`` 0 picks a free port.
+        ``dialect`` shapes the answers as the real service does beside its documentation: a
+        :class:`Dialect`, or the name of one in :data:`DIALECTS` (``"documented"``,
+        ``"sdk"``, ``"cli-live"``, ``"run-task"``, ``"everything"``).
         """
         if rate_limit is not None and rate_limit < 1:
             raise ValueError(f"rate_limit must be >= 1 or None, got {rate_limit!r}")
@@ -544,6 +555,11 @@ class SimulatedTaskAPI:
             raise ValueError(f"rate_window must be > 0, got {rate_window!r}")
         if speed < 0:
             raise ValueError(f"speed must be >= 0, got {speed!r}")
+        if isinstance(dialect, str):
+            if dialect not in DIALECTS:
+                raise ValueError(f"dialect must be one of {sorted(DIALECTS)}, got {dialect!r}")
+            dialect = DIALECTS[dialect]
+        self._dialect = dialect
         self._api_key = api_key if api_key is not None else "sim-" + secrets.token_hex(16)
         self._rate_limit = rate_limit
         self._rate_window = float(rate_window)
@@ -637,6 +653,11 @@ class SimulatedTaskAPI:
             raise RuntimeError("SimulatedTaskAPI is not started")
         host = f"[{self._url_host}]" if ":" in self._url_host else self._url_host
         return f"http://{host}:{self._port}/v1"
+
+    @property
+    def dialect(self) -> Dialect:
+        """How the answers are shaped (see :class:`Dialect`)."""
+        return self._dialect
 
     @property
     def api_key(self) -> str:
@@ -810,10 +831,12 @@ class SimulatedTaskAPI:
     def snapshot(self, task_hash: str) -> dict[str, Any]:
         """The 200 body the server would send for ``task_hash`` now (a fresh dict).
 
-        It has the documented shape: ``hash_value``, ``created_at`` (naive ISO 8601 UTC
-        with microseconds), ``is_active``, ``params``, ``module``, ``status`` (``status``,
-        ``started_at``, ``ended_at``, ``is_done``, ``total_results``, ``total_pages``,
-        ``done_reason``, ``has_errors``, ``errors``) and ``object`` (``"task"``).
+        In the default dialect it has the documented shape (another :attr:`dialect`
+        reshapes it as :meth:`Dialect.render` says): ``hash_value``, ``created_at`` (naive
+        ISO 8601 UTC with microseconds), ``is_active``, ``params``, ``module``, ``status``
+        (``status``, ``started_at``, ``ended_at``, ``is_done``, ``total_results``,
+        ``total_pages``, ``done_reason``, ``has_errors``, ``errors``) and ``object``
+        (``"task"``).
         ``started_at`` is set once the task has left ``pending``, ``ended_at`` once it is
         done; timestamps are on the simulated timeline. Raises ``KeyError`` for an
         unknown hash.
@@ -828,7 +851,7 @@ class SimulatedTaskAPI:
         if task.done_index is not None and task.done_index <= index:
             ended_at = _iso(self._wall(task.added_at + task.script[task.done_index].at))
         is_active = step.is_active if step.is_active is not None else not step.is_done
-        return {
+        body = {
             "hash_value": task.task_hash,
             "created_at": _iso(self._wall(task.added_at)),
             "is_active": is_active,
@@ -847,6 +870,7 @@ class SimulatedTaskAPI:
             },
             "object": "task",
         }
+        return body if self._dialect == _DOCUMENTED else self._dialect.render(body)
 
     # -- faults and stats --------------------------------------------------------------
 
@@ -1056,7 +1080,8 @@ class SimulatedTaskAPI:
                 reply.headers["Retry-After"] = str(decision.retry_after)
                 return reply
             if task_hash not in self._tasks:
-                return self._json_reply(404, _NOT_FOUND, decision)
+                status = self._dialect.unknown_hash_status
+                return self._json_reply(status, _default_error_body(status), decision)
             return self._json_reply(200, self.snapshot(task_hash), decision)
         reply.headers["WWW-Authenticate"] = "Token"
         return reply
