@@ -11,7 +11,7 @@ import pytest
 from taskwatch import ServerError, Task
 from taskwatch.testing import DIALECTS, Dialect, ScriptStep, SimulatedTaskAPI
 
-from .conftest import SECRET, fast_client, snapshots_by_task
+from .conftest import SECRET, fast_client, snapshots_by_task, start_cli
 
 OUTCOMES = ("completed", "aborted", "failed")
 
@@ -124,3 +124,20 @@ async def test_unknown_hashes_get_500_in_a_dialect_that_says_so() -> None:
 def test_an_unknown_dialect_name_is_refused() -> None:
     with pytest.raises(ValueError, match="dialect must be one of"):
         SimulatedTaskAPI(dialect="klingon")
+
+
+async def test_the_cli_exit_code_follows_the_outcome_table() -> None:
+    """``done`` is a success and ``error`` a failure for the command line too."""
+    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET, dialect="sdk") as api:
+        done = api.add_task(script("completed"))  # served as "done", without is_done
+        error = api.add_task(script("failed"))  # served as "error"
+        args = ["--plain", "--min-interval", "0.01", "--max-interval", "0.02"]
+        args += ["--base-url", api.base_url]
+        process = await start_cli(["watch", done, *args], SECRET)
+        out, err = await process.communicate()
+        assert process.returncode == 0, err
+        assert b"done" in out
+        process = await start_cli(["watch", done, error, *args], SECRET)
+        out, err = await process.communicate()
+        assert process.returncode == 1, err  # a task ended without success
+        assert b"error" in out
