@@ -476,7 +476,9 @@ def _redis_url(text: str) -> str:
     try:
         from redis.asyncio.connection import parse_url
     except ImportError:
-        raise argparse.ArgumentTypeError("needs redis-py: pip install 'lobstr-taskwatch[redis]'") from None
+        raise argparse.ArgumentTypeError(
+            "needs redis-py: pip install 'lobstr-taskwatch[redis]'"
+        ) from None
     try:
         parse_url(text)
     except ValueError:

@@ -51,7 +51,8 @@ DEFAULT_BASE_URL = "https://api.lobstr.io/v1"
 
 logger = logging.getLogger("taskwatch")
 
-# A 429 without Retry-After (or the throttled message) still pauses every caller this long.
+# A 429 without Retry-After (or the throttled message), or with one beyond the 120 s cap
+# (read as none given), still pauses every caller this long.
 _DEFAULT_RATE_LIMIT_PAUSE = 1.0
 
 # get_task remembers this many URLs (one per hash) so that a poll does not rebuild its URL.
@@ -74,7 +75,8 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 class _PreferRetryAfter(tenacity.wait.wait_base):
-    """Wait what the server asked for (already capped at MAX_SERVER_WAIT), else back off."""
+    """Wait what the server asked for, else back off. An absurd wait (beyond MAX_SERVER_WAIT)
+    never gets here: ``_protocol`` reads it as no advice, so the backoff applies."""
 
     def __init__(self, fallback: tenacity.wait.wait_base) -> None:
         self._fallback = fallback
@@ -187,7 +189,8 @@ class Client:
         requests_per_minute: the client-side cap shared by all calls (default 90, the documented
             limit of /v1/tasks); None for no cap.
         retry_initial_wait / retry_max_wait: the exponential backoff between retries, in seconds
-            (jittered; a server's ``Retry-After`` takes precedence, capped at 120 s).
+            (jittered; a server's ``Retry-After`` of at most 120 s takes precedence, a longer
+            one is ignored).
         allow_insecure_http: allow ``http://`` to a host other than loopback (the key would
             travel in clear text); refused by default.
         limiter: the rate budget to use instead of a ``RateLimiter(requests_per_minute)`` of
