@@ -88,7 +88,8 @@ def validate_task_hash(task_hash: object) -> str:
         shown = task_hash if len(task_hash) <= 80 else task_hash[:77] + "..."
         raise InvalidTaskHashError(
             f"invalid task hash {shown!r}: expected 1-256 characters from A-Z a-z 0-9 . _ ~ - "
-            "(Lobstr.io task hashes look like 'c5e29d2aba8b77cdc56391e7405302de')"
+            "(Lobstr.io task hashes look like 'c5e29d2aba8b77cdc56391e7405302de')",
+            task_hash=task_hash,
         )
     return task_hash
 

@@ -63,6 +63,8 @@ _URL_CACHE_SIZE = 1024
 # aiohttp request each: ten thousand watches polling at once stay small.
 MAX_IN_FLIGHT = 100
 
+_CLOSED = "this taskwatch Client is closed; create a new one"
+
 _TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
 
 
@@ -323,7 +325,7 @@ class Client:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClientClosedError("this taskwatch Client is closed; create a new one")
+            raise ClientClosedError(_CLOSED)
 
     def _get_session(self) -> aiohttp.ClientSession:
         self._check_open()
@@ -356,7 +358,8 @@ class Client:
         url = self._urls.get(task_hash)
         if url is None:
             url = self._url_for(task_hash)
-        self._check_open()
+        if self._closed:
+            raise ClientClosedError(_CLOSED, task_hash=task_hash)
         return await self._fetch(url, task_hash)
 
     def _url_for(self, task_hash: str) -> URL:
@@ -368,13 +371,21 @@ class Client:
         return url
 
     async def _fetch(self, url: URL, task_hash: str) -> Task:
+        """One task through the budget and the retries (what get_task and every watch poll
+        do). Every TaskwatchError it raises carries ``task_hash``, whichever layer raised it
+        (the limiter's RateBudgetUnavailableError and ClientClosedError know no hash)."""
         try:
-            return await self._attempt(url, task_hash)
-        except _TRANSIENT as exc:
-            if self._max_retries == 0 or not _is_transient(exc):
-                raise
-            first_failure: TaskwatchError = exc
-        return await self._retry(url, task_hash, first_failure)
+            try:
+                return await self._attempt(url, task_hash)
+            except _TRANSIENT as exc:
+                if self._max_retries == 0 or not _is_transient(exc):
+                    raise
+                first_failure: TaskwatchError = exc
+            return await self._retry(url, task_hash, first_failure)
+        except TaskwatchError as exc:
+            if exc.task_hash is None:
+                exc.task_hash = task_hash
+            raise
 
     async def _retry(self, url: URL, task_hash: str, first_failure: TaskwatchError) -> Task:
         retrying = tenacity.AsyncRetrying(
