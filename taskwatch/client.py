@@ -32,6 +32,7 @@ from ._version import __version__
 from ._watch import wait_task, watch_many, watch_task
 from .errors import (
     APIError,
+    AuthenticationError,
     ClientClosedError,
     ConfigurationError,
     RateLimitError,
@@ -275,6 +276,10 @@ class Client:
         self._server_remaining: int | None = None
         self._server_reset: float | None = None
         self._live_watches = 0
+        # A refused key (401) is about every task: the first refusal, kept to fail fast.
+        self._refused: AuthenticationError | None = None
+        self._key_proven = False  # an answer has shown the API accepts the key
+        self._probe: asyncio.Future[None] | None = None  # the attempt that may prove it
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -351,7 +356,11 @@ class Client:
         Raises:
             InvalidTaskHashError: the hash is not one safe path segment (nothing is sent).
             AuthenticationError, PermissionDeniedError, NotFoundError, BadRequestError,
-            APIError: a permanent error, raised after exactly one request.
+            APIError: a permanent error, raised after exactly one request. A 401 refuses the
+                key, so it holds for the whole client: from then on every call raises
+                AuthenticationError at once, without a request (make a new Client with a
+                valid key). Until a first answer shows the key is accepted, the client sends
+                one attempt at a time, so a refused key costs one request.
             RateLimitError, ServerError, TransportError, ResponseFormatError: after the retries.
             ClientClosedError: the client is closed.
         """
@@ -418,6 +427,51 @@ class Client:
             )
 
     async def _attempt(self, url: URL, task_hash: str) -> Task:
+        if self._refused is not None:
+            raise self._refusal(task_hash)
+        if self._key_proven:
+            return await self._send(url, task_hash)
+        # Until one answer shows the API accepts the key, one attempt at a time: a refused
+        # key costs one request, however many watches start at once.
+        while not self._key_proven:
+            probe = self._probe
+            if probe is None:
+                probe = self._probe = asyncio.get_running_loop().create_future()
+                try:
+                    return await self._send(url, task_hash)
+                finally:
+                    self._probe = None
+                    probe.set_result(None)
+            await asyncio.wait([probe])  # never cancels the probe itself
+            if self._refused is not None:
+                raise self._refusal(task_hash)
+        return await self._send(url, task_hash)
+
+    def _refusal(self, task_hash: str) -> AuthenticationError:
+        """The error of a call on a client whose key the API refused: raised at once, without
+        a request (the refusal is about the key, so it holds for every task)."""
+        first = self._refused
+        assert first is not None
+        return AuthenticationError(
+            f"{first.message} (the API refused this client's key earlier; nothing was sent: "
+            "create a new Client with a valid key)",
+            status=first.status,
+            body=first.body,
+            error_type=first.error_type,
+            task_hash=task_hash,
+        )
+
+    def _session_for(self, task_hash: str) -> aiohttp.ClientSession:
+        """The session to send on, once a request has its slot; raises when the key was
+        refused while it waited (or the client was closed)."""
+        if self._refused is not None:
+            raise self._refusal(task_hash)
+        session = self._session
+        if session is None or session.closed or self._closed:
+            session = self._get_session()
+        return session
+
+    async def _send(self, url: URL, task_hash: str) -> Task:
         # The gate first, the budget second: a request that had to wait for a free
         # connection still meets a pause that began meanwhile (a 429 holds every caller
         # whose request is not on the wire yet).
@@ -427,9 +481,7 @@ class Client:
         try:
             if not self._limiter.try_acquire():
                 await self._limiter.acquire()
-            session = self._session
-            if session is None or session.closed or self._closed:
-                session = self._get_session()
+            session = self._session_for(task_hash)
         except BaseException:
             gate.leave()
             raise
@@ -467,6 +519,8 @@ class Client:
             ) from exc
         finally:
             gate.leave()
+        if not self._key_proven and _proves_the_key(status):
+            self._key_proven = True
         if status == 200:
             info = _protocol.RateLimitInfo.from_headers(headers)
             if info is not None and (learning := self._learn(info)) is not None:
@@ -504,6 +558,8 @@ class Client:
                 await publishing
         elif isinstance(error, ServerError):
             self._server_errors += 1
+        elif isinstance(error, AuthenticationError) and self._refused is None:
+            self._refused = error  # every later call fails fast, without a request
         return error
 
     # -- telemetry -------------------------------------------------------------------------
@@ -585,6 +641,13 @@ class Client:
             key=key,
             on_error=on_error,
         )
+
+
+def _proves_the_key(status: int) -> bool:
+    """Whether an answer shows the API accepted the key: a 2xx, or a 4xx about the request
+    rather than the key (400, 403, 404...). A 401 refuses it; a 429, a 5xx or a redirect may
+    come before authentication, so they prove nothing."""
+    return 200 <= status < 300 or (400 <= status < 500 and status not in (401, 429))
 
 
 def _in_flight_size(session: aiohttp.ClientSession | None) -> int:

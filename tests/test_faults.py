@@ -416,6 +416,94 @@ async def consume(snapshots: AsyncIterator[Task]) -> list[Task]:
     return [task async for task in snapshots]
 
 
+# -- a refused key: one request, then every call fails fast ------------------------------
+
+
+async def test_a_refused_key_costs_one_request_for_twenty_watches(api: SimulatedTaskAPI) -> None:
+    """A 401 is about the key, not the task: watching 20 hashes with a wrong key sends one
+    request; every hash gets an AuthenticationError naming it, and later calls on the
+    client fail at once without a request, until a new Client is made."""
+    hashes = [api.add_task(progressing()) for _ in range(20)]
+    failures: dict[str, TaskwatchError] = {}
+    async with Client(
+        "sk-wrong-key", base_url=api.base_url, requests_per_minute=None, max_retries=3
+    ) as client:
+        async for _ in client.watch_many(
+            hashes, min_interval=0.01, max_interval=0.01, on_error=failures.__setitem__
+        ):
+            pass
+        assert api.stats.requests == 1
+        assert set(failures) == set(hashes)
+        for task_hash, error in failures.items():
+            assert isinstance(error, AuthenticationError)
+            assert error.status == 401
+            assert error.task_hash == task_hash
+        with pytest.raises(AuthenticationError) as fast:
+            await client.get_task(hashes[0])
+        with pytest.raises(AuthenticationError):
+            await client.wait(hashes[1])
+        assert fast.value.task_hash == hashes[0]
+        assert "create a new Client" in str(fast.value)
+        assert "sk-wrong-key" not in str(fast.value)
+        stats = client.stats()
+    assert api.stats.requests == 1
+    assert stats.requests == 1
+    async with fast_client(api.base_url) as fixed:  # what the user does: a valid key
+        assert (await fixed.get_task(hashes[0])).total_results >= 1
+
+
+async def test_a_key_revoked_mid_run_stops_the_client_at_its_first_401(
+    api: SimulatedTaskAPI,
+) -> None:
+    hashes = [api.add_task(DONE) for _ in range(22)]
+    async with fast_client(api.base_url) as client:
+        await client.get_task(hashes[0])  # the key works
+        api.inject(Fault.status(401), times=None)  # ... and is revoked
+        with pytest.raises(AuthenticationError):
+            await client.get_task(hashes[1])
+        assert api.stats.requests == 2
+        failures: dict[str, TaskwatchError] = {}
+        async for _ in client.watch_many(hashes[2:], on_error=failures.__setitem__):
+            pass
+    assert api.stats.requests == 2  # nothing sent after the first 401
+    assert sorted(failures) == sorted(hashes[2:])
+    assert all(isinstance(error, AuthenticationError) for error in failures.values())
+    assert all(error.task_hash == task_hash for task_hash, error in failures.items())
+
+
+async def test_a_valid_key_is_not_held_to_one_request_at_a_time() -> None:
+    """Until the first answer, one attempt at a time; after it, watches go concurrently."""
+    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as api:
+        hashes = [api.add_task(DONE) for _ in range(20)]
+        api.inject_randomly([Fault.delay(0.2)], probability=1.0, seed=1)
+        async with fast_client(api.base_url) as client:
+            started = time.monotonic()
+            done = [t async for t in client.watch_many(hashes) if t.is_done]
+            elapsed = time.monotonic() - started
+    assert len(done) == 20
+    assert elapsed < 2.0  # about two delays (the probe, then all the rest), not twenty
+
+
+async def test_a_403_is_about_its_task_and_the_others_go_on(api: SimulatedTaskAPI) -> None:
+    """403 stays per task: taskwatch cannot tell a task of another account from a blocked
+    key, and a key-wide stop would end watches that would succeed."""
+    forbidden = api.add_task(DONE)
+    others = [api.add_task(DONE) for _ in range(5)]
+    api.inject(Fault.status(403), task_hash=forbidden, times=None)
+    failures: dict[str, TaskwatchError] = {}
+    async with fast_client(api.base_url) as client:
+        done = [
+            t.hash_value
+            async for t in client.watch_many([forbidden, *others], on_error=failures.__setitem__)
+            if t.is_done
+        ]
+        assert (await client.get_task(others[0])).is_done
+    assert sorted(done) == sorted(others)
+    assert list(failures) == [forbidden]
+    assert isinstance(failures[forbidden], PermissionDeniedError)
+    assert api.stats.requests == 7
+
+
 # -- outages: connection refused, then the server is back on the same port ---------------
 
 
