@@ -3,8 +3,9 @@
 - ``task_url`` / ``auth_headers``: what to send for a hash (validation lives here, once);
 - ``decode_task``: ``(status, reason, headers, body) -> Task``, or raise the ``APIError``
   subclass / ``ResponseFormatError`` that the answer means (every documented error shape);
-- ``RateLimitInfo.from_headers`` and ``parse_retry_after``: the server's rate-limit advice
-  as plain numbers, ``None`` when absent or garbage, every wait capped at ``MAX_SERVER_WAIT``.
+- ``RateLimitInfo.from_headers``, ``parse_retry_after`` and ``reset_wait``: the server's
+  rate-limit advice as plain numbers, ``None`` when absent, garbage or absurd (see
+  ``sane_wait``: a wait beyond ``MAX_SERVER_WAIT`` is treated as not given).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from .models import Task
 #: ResponseFormatError rather than held in memory.
 MAX_BODY_BYTES = 1 << 20
 
-#: The longest wait taskwatch takes on the server's word (Retry-After, X-RateLimit-Reset), in
-#: seconds. The documented window is one minute; a larger or garbage value is capped here.
+#: The longest wait taskwatch takes on the server's word (Retry-After, X-RateLimit-Reset, the
+#: "Expected available in N seconds" message), in seconds. The documented window is one minute:
+#: a longer wait is a broken or hostile answer, and is treated as not given (as the openai,
+#: anthropic and stripe SDKs do), so that taskwatch's own backoff or default pause applies.
 MAX_SERVER_WAIT = 120.0
 
 # One safe path segment: RFC 3986 unreserved characters only, so no input can add a path
@@ -87,7 +90,8 @@ def validate_task_hash(task_hash: object) -> str:
         shown = task_hash if len(task_hash) <= 80 else task_hash[:77] + "..."
         raise InvalidTaskHashError(
             f"invalid task hash {shown!r}: expected 1-256 characters from A-Z a-z 0-9 . _ ~ - "
-            "(Lobstr.io task hashes look like 'c5e29d2aba8b77cdc56391e7405302de')"
+            "(Lobstr.io task hashes look like 'c5e29d2aba8b77cdc56391e7405302de')",
+            task_hash=task_hash,
         )
     return task_hash
 
@@ -162,11 +166,19 @@ def _finite_non_negative(value: str | None) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+def sane_wait(seconds: float, cap: float = MAX_SERVER_WAIT) -> float | None:
+    """A server-suggested wait as taskwatch takes it: negative gives 0.0; a wait beyond
+    ``cap`` (or not finite) gives None, "not given", never ``cap``."""
+    if not math.isfinite(seconds) or seconds > cap:
+        return None
+    return max(seconds, 0.0)
+
+
 def parse_retry_after(value: str | None, now: float, cap: float = MAX_SERVER_WAIT) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP-date, RFC 9110).
 
-    ``now`` is the current UNIX time (for HTTP-dates). Negative and past values give 0.0,
-    values above ``cap`` give ``cap``; absent or unparseable values give None.
+    ``now`` is the current UNIX time (for HTTP-dates). Negative and past values give 0.0;
+    absent, unparseable and absurd values (beyond ``cap``, see ``sane_wait``) give None.
     """
     if value is None:
         return None
@@ -183,9 +195,17 @@ def parse_retry_after(value: str | None, now: float, cap: float = MAX_SERVER_WAI
         if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
             return None
         seconds = when.timestamp() - now
-    if not math.isfinite(seconds):
+    return sane_wait(seconds, cap)
+
+
+def reset_wait(info: RateLimitInfo, now: float) -> float | None:
+    """Seconds to hold everyone when the server says the window is spent (``Remaining: 0``),
+    until its ``Reset`` (UNIX time ``now`` is compared with); None when there is nothing to
+    wait, or when the reset is absurdly far (see ``sane_wait``)."""
+    if info.remaining != 0 or info.reset is None:
         return None
-    return min(max(seconds, 0.0), cap)
+    wait = sane_wait(info.reset - now)
+    return wait if wait else None
 
 
 def _error_parts(data: Any) -> tuple[str | None, str | None]:
@@ -244,7 +264,7 @@ def error_for(
             # {"detail": "Request was throttled. Expected available in 2 seconds."}
             match = _THROTTLED_PATTERN.search(message)
             if match is not None:
-                retry_after = min(float(match.group(1)), MAX_SERVER_WAIT)
+                retry_after = sane_wait(float(match.group(1)))
         cls: type[RateLimitError] | type[ServerError] = (
             RateLimitError if status == 429 else ServerError
         )

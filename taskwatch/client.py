@@ -39,6 +39,7 @@ from ._version import __version__
 from ._watch import wait_task, watch_many, watch_task
 from .errors import (
     APIError,
+    AuthenticationError,
     ClientClosedError,
     ConfigurationError,
     RateLimitError,
@@ -58,7 +59,8 @@ DEFAULT_BASE_URL = "https://api.lobstr.io/v1"
 
 logger = logging.getLogger("taskwatch")
 
-# A 429 without Retry-After (or the throttled message) still pauses every caller this long.
+# A 429 without Retry-After (or the throttled message), or with one beyond the 120 s cap
+# (read as none given), still pauses every caller this long.
 _DEFAULT_RATE_LIMIT_PAUSE = 1.0
 
 # get_task remembers this many URLs (one per hash) so that a poll does not rebuild its URL.
@@ -68,6 +70,8 @@ _URL_CACHE_SIZE = 1024
 # it wait on a semaphore, which costs a few hundred bytes, instead of holding a half-built
 # aiohttp request each: ten thousand watches polling at once stay small.
 MAX_IN_FLIGHT = 100
+
+_CLOSED = "this taskwatch Client is closed; create a new one"
 
 _TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
 
@@ -81,7 +85,8 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 class _PreferRetryAfter(tenacity.wait.wait_base):
-    """Wait what the server asked for (already capped at MAX_SERVER_WAIT), else back off."""
+    """Wait what the server asked for, else back off. An absurd wait (beyond MAX_SERVER_WAIT)
+    never gets here: ``_protocol`` reads it as no advice, so the backoff applies."""
 
     def __init__(self, fallback: tenacity.wait.wait_base) -> None:
         self._fallback = fallback
@@ -201,7 +206,8 @@ class Client:
         requests_per_minute: the client-side cap shared by all calls (default 90, the documented
             limit of /v1/tasks); None for no cap.
         retry_initial_wait / retry_max_wait: the exponential backoff between retries, in seconds
-            (jittered; a server's ``Retry-After`` takes precedence, capped at 120 s).
+            (jittered; a server's ``Retry-After`` of at most 120 s takes precedence, a longer
+            one is ignored).
         allow_insecure_http: allow ``http://`` to a host other than loopback (the key would
             travel in clear text); refused by default.
         limiter: the rate budget to use instead of a ``RateLimiter(requests_per_minute)`` of
@@ -286,6 +292,10 @@ class Client:
         self._live_watches = 0
         self._deviations: dict[str, int] = {}
         self._off_contract = 0
+        # A refused key (401) is about every task: the first refusal, kept to fail fast.
+        self._refused: AuthenticationError | None = None
+        self._key_proven = False  # an answer has shown the API accepts the key
+        self._probe: asyncio.Future[None] | None = None  # the attempt that may prove it
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -336,7 +346,7 @@ class Client:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClientClosedError("this taskwatch Client is closed; create a new one")
+            raise ClientClosedError(_CLOSED)
 
     def _get_session(self) -> aiohttp.ClientSession:
         self._check_open()
@@ -362,14 +372,19 @@ class Client:
         Raises:
             InvalidTaskHashError: the hash is not one safe path segment (nothing is sent).
             AuthenticationError, PermissionDeniedError, NotFoundError, BadRequestError,
-            APIError: a permanent error, raised after exactly one request.
+            APIError: a permanent error, raised after exactly one request. A 401 refuses the
+                key, so it holds for the whole client: from then on every call raises
+                AuthenticationError at once, without a request (make a new Client with a
+                valid key). Until a first answer shows the key is accepted, the client sends
+                one attempt at a time, so a refused key costs one request.
             RateLimitError, ServerError, TransportError, ResponseFormatError: after the retries.
             ClientClosedError: the client is closed.
         """
         url = self._urls.get(task_hash)
         if url is None:
             url = self._url_for(task_hash)
-        self._check_open()
+        if self._closed:
+            raise ClientClosedError(_CLOSED, task_hash=task_hash)
         return await self._fetch(url, task_hash)
 
     def _url_for(self, task_hash: str) -> URL:
@@ -381,13 +396,21 @@ class Client:
         return url
 
     async def _fetch(self, url: URL, task_hash: str) -> Task:
+        """One task through the budget and the retries (what get_task and every watch poll
+        do). Every TaskwatchError it raises carries ``task_hash``, whichever layer raised it
+        (the limiter's RateBudgetUnavailableError and ClientClosedError know no hash)."""
         try:
-            return await self._attempt(url, task_hash)
-        except _TRANSIENT as exc:
-            if self._max_retries == 0 or not _is_transient(exc):
-                raise
-            first_failure: TaskwatchError = exc
-        return await self._retry(url, task_hash, first_failure)
+            try:
+                return await self._attempt(url, task_hash)
+            except _TRANSIENT as exc:
+                if self._max_retries == 0 or not _is_transient(exc):
+                    raise
+                first_failure: TaskwatchError = exc
+            return await self._retry(url, task_hash, first_failure)
+        except TaskwatchError as exc:
+            if exc.task_hash is None:
+                exc.task_hash = task_hash
+            raise
 
     async def _retry(self, url: URL, task_hash: str, first_failure: TaskwatchError) -> Task:
         retrying = tenacity.AsyncRetrying(
@@ -420,6 +443,51 @@ class Client:
             )
 
     async def _attempt(self, url: URL, task_hash: str) -> Task:
+        if self._refused is not None:
+            raise self._refusal(task_hash)
+        if self._key_proven:
+            return await self._send(url, task_hash)
+        # Until one answer shows the API accepts the key, one attempt at a time: a refused
+        # key costs one request, however many watches start at once.
+        while not self._key_proven:
+            probe = self._probe
+            if probe is None:
+                probe = self._probe = asyncio.get_running_loop().create_future()
+                try:
+                    return await self._send(url, task_hash)
+                finally:
+                    self._probe = None
+                    probe.set_result(None)
+            await asyncio.wait([probe])  # never cancels the probe itself
+            if self._refused is not None:
+                raise self._refusal(task_hash)
+        return await self._send(url, task_hash)
+
+    def _refusal(self, task_hash: str) -> AuthenticationError:
+        """The error of a call on a client whose key the API refused: raised at once, without
+        a request (the refusal is about the key, so it holds for every task)."""
+        first = self._refused
+        assert first is not None
+        return AuthenticationError(
+            f"{first.message} (the API refused this client's key earlier; nothing was sent: "
+            "create a new Client with a valid key)",
+            status=first.status,
+            body=first.body,
+            error_type=first.error_type,
+            task_hash=task_hash,
+        )
+
+    def _session_for(self, task_hash: str) -> aiohttp.ClientSession:
+        """The session to send on, once a request has its slot; raises when the key was
+        refused while it waited (or the client was closed)."""
+        if self._refused is not None:
+            raise self._refusal(task_hash)
+        session = self._session
+        if session is None or session.closed or self._closed:
+            session = self._get_session()
+        return session
+
+    async def _send(self, url: URL, task_hash: str) -> Task:
         # The gate first, the budget second: a request that had to wait for a free
         # connection still meets a pause that began meanwhile (a 429 holds every caller
         # whose request is not on the wire yet).
@@ -429,9 +497,7 @@ class Client:
         try:
             if not self._limiter.try_acquire():
                 await self._limiter.acquire()
-            session = self._session
-            if session is None or session.closed or self._closed:
-                session = self._get_session()
+            session = self._session_for(task_hash)
         except BaseException:
             gate.leave()
             raise
@@ -469,6 +535,8 @@ class Client:
             ) from exc
         finally:
             gate.leave()
+        if not self._key_proven and _proves_the_key(status):
+            self._key_proven = True
         if status == 200:
             info = _protocol.RateLimitInfo.from_headers(headers)
             if info is not None and (learning := self._learn(info)) is not None:
@@ -524,6 +592,8 @@ class Client:
                 await publishing
         elif isinstance(error, ServerError):
             self._server_errors += 1
+        elif isinstance(error, AuthenticationError) and self._refused is None:
+            self._refused = error  # every later call fails fast, without a request
         return error
 
     # -- telemetry -------------------------------------------------------------------------
@@ -607,6 +677,13 @@ class Client:
             key=key,
             on_error=on_error,
         )
+
+
+def _proves_the_key(status: int) -> bool:
+    """Whether an answer shows the API accepted the key: a 2xx, or a 4xx about the request
+    rather than the key (400, 403, 404...). A 401 refuses it; a 429, a 5xx or a redirect may
+    come before authentication, so they prove nothing."""
+    return 200 <= status < 300 or (400 <= status < 500 and status not in (401, 429))
 
 
 def _in_flight_size(session: aiohttp.ClientSession | None) -> int:

@@ -18,7 +18,9 @@ The limiter also takes the server's word:
   client do not turn one 429 into a storm. Callers that reserved a slot before the pause
   began wake, see the pause, and queue again behind it in pace.
 
-Every server-suggested pause is capped at ``MAX_SERVER_WAIT`` seconds.
+A wait the server suggests beyond ``MAX_SERVER_WAIT`` (120 s) is treated as not given: the
+client then pauses for its default second, and ``X-RateLimit-Reset`` is ignored. ``pause()``
+itself, called directly, caps what it is given at ``MAX_SERVER_WAIT``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from ._protocol import MAX_SERVER_WAIT, RateLimitInfo
+from ._protocol import MAX_SERVER_WAIT, RateLimitInfo, reset_wait
 
 __all__ = ["Limiter", "RateLimitInfo", "RateLimiter"]
 
@@ -40,7 +42,8 @@ class Limiter(Protocol):
     Pass another implementation as ``Client(limiter=...)`` to share one budget more widely
     (for example across processes). Every request of the client calls ``try_acquire()`` and,
     when that returns False, awaits ``acquire()``; every response's ``X-RateLimit-*`` headers
-    go to ``observe()``; a 429 calls ``pause()`` with its ``Retry-After`` (capped at 120 s).
+    go to ``observe()``; a 429 calls ``pause()`` with its ``Retry-After`` (1 s when it sent none,
+    or none within 120 s).
     When ``observe()`` or ``pause()`` returns an awaitable, the client awaits it before the
     response is handled further (so a shared budget can tell every process at once).
     """
@@ -190,7 +193,7 @@ class RateLimiter:
         if _new_server_limit(info, self._server_limit):
             self._server_limit = info.limit
             self._set_pace(_pace_for(self._configured, info.limit))
-        wait = _wait_for_reset(info, self._wall_clock())
+        wait = reset_wait(info, self._wall_clock())
         if wait is not None:
             self.pause(wait)
 
@@ -224,12 +227,3 @@ def _pace_for(configured: float | None, server_limit: int | None) -> float | Non
     if configured is None or server_limit is None:
         return configured
     return min(configured, float(server_limit))
-
-
-def _wait_for_reset(info: RateLimitInfo, now: float) -> float | None:
-    """Seconds to hold everyone when the server says the window is spent
-    (``Remaining: 0``), until its ``Reset`` (UNIX time); None when there is nothing to wait."""
-    if info.remaining != 0 or info.reset is None:
-        return None
-    wait = info.reset - now
-    return wait if wait > 0 else None

@@ -61,19 +61,22 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ._config import resolve_api_key
-from ._protocol import MAX_SERVER_WAIT, RateLimitInfo
+from ._protocol import MAX_SERVER_WAIT, RateLimitInfo, reset_wait
 from .errors import ConfigurationError, RateBudgetUnavailableError
-from .ratelimit import Limiter, _new_server_limit, _pace_for, _spacing, _wait_for_reset
+from .ratelimit import Limiter, _new_server_limit, _pace_for, _spacing
 
 __all__ = ["RedisLimiter", "budget_name"]
 
 logger = logging.getLogger("taskwatch")
 
 _MICROS = 1_000_000
+_CAP_US = int(MAX_SERVER_WAIT * _MICROS)
 
 # KEYS[1]: next free slot, KEYS[2]: pause end (both microseconds of Redis TIME).
 # ARGV[1]: microseconds between slots (0: no cap), ARGV[2]: burst tolerance in microseconds,
-# ARGV[3]: a pause to publish, in microseconds from now (0: none).
+# ARGV[3]: a pause to publish, in microseconds from now (0: none), ARGV[4]: the longest wait
+# Redis may hand out (MAX_SERVER_WAIT): a stored pause or slot further away than that is
+# absurd (a foreign value, or the clock of a failed-over server) and is ignored.
 # Returns {wait, paused}: wait 0 means a slot was granted; otherwise microseconds to wait
 # before asking again; paused is the shared pause left, in microseconds.
 _ACQUIRE_SCRIPT = """
@@ -82,7 +85,11 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local pause = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
 local paused_until = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if paused_until - now > cap then
+  paused_until = 0  -- absurd (a foreign value, or a clock that jumped): not a pause
+end
 if pause > 0 and now + pause > paused_until then
   paused_until = now + pause
   redis.call('SET', KEYS[2], string.format('%d', paused_until),
@@ -95,7 +102,7 @@ if interval <= 0 then
   return {0, 0}
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tat < now then
+if tat < now or tat - now > cap then
   tat = now
 end
 local wait = tat - tolerance - now
@@ -261,7 +268,8 @@ class RedisLimiter:
             self._waiting -= 1
 
     def pause(self, seconds: float) -> Awaitable[None]:
-        """Pause the fleet for ``seconds`` (capped at 120): this process at once; the awaitable
+        """Pause the fleet for ``seconds`` (capped at 120 when called directly; the Client
+        never passes more, see ``ratelimit``): this process at once; the awaitable
         returned tells Redis, hence every other process before its next request (the Client
         awaits it). Should Redis not take it, the pause goes with this process's next ask."""
         seconds = self._hold(seconds)
@@ -278,7 +286,7 @@ class RedisLimiter:
         if _new_server_limit(info, self._server_limit):
             self._server_limit = info.limit
             self._set_pace(_pace_for(self._configured, info.limit))
-        wait = _wait_for_reset(info, self._wall_clock())
+        wait = reset_wait(info, self._wall_clock())
         if wait is None:
             return fallback
         self._hold(wait)  # the fallback saw the headers itself, above
@@ -324,7 +332,7 @@ class RedisLimiter:
         """One run of the script, within ``timeout``; a reply of any other shape is a
         ``redis.exceptions.ResponseError``."""
         reply: Any = await _within(
-            self._script(keys=self._keys, args=[interval_us, tolerance_us, pause_us]),
+            self._script(keys=self._keys, args=[interval_us, tolerance_us, pause_us, _CAP_US]),
             self._timeout,
         )
         try:

@@ -52,7 +52,7 @@ from taskwatch import (
 from taskwatch._protocol import MAX_BODY_BYTES
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import SECRET, FakeTime, snapshots_by_task, until
+from .conftest import SECRET, FakeTime, fixture_json, snapshots_by_task, until
 from .conftest import fast_client as shared_fast_client
 
 MAX_IN_FLIGHT = 100  # aiohttp's default pool: connections one client opens at most
@@ -222,12 +222,33 @@ def http_date(seconds_from_now: float) -> str:
         # An HTTP-date has a resolution of one second.
         pytest.param(lambda: Fault.rate_limited(http_date(30)), 28.9, 30.0, id="HTTP-date"),
         pytest.param(lambda: Fault.rate_limited(http_date(-3600)), 0.0, 0.0, id="date in the past"),
-        pytest.param(lambda: Fault.rate_limited(86_400), 120.0, 120.0, id="a day: capped"),
+        pytest.param(lambda: Fault.rate_limited(120), 120.0, 120.0, id="the cap itself"),
         pytest.param(lambda: Fault.throttled(4), 4.0, 4.0, id="throttled body"),
         # No advice: the client pauses every caller for 1 s (plus a backoff of milliseconds).
         pytest.param(lambda: Fault.status(429), 1.0, 1.011, id="429 without advice"),
+        # Advice beyond the 120 s cap is absurd: read as no advice at all, never clamped.
+        pytest.param(lambda: Fault.rate_limited(86_400), 1.0, 1.011, id="a day: not given"),
+        pytest.param(lambda: Fault.rate_limited(99_999_999), 1.0, 1.011, id="99999999 s"),
+        pytest.param(
+            lambda: Fault.rate_limited(http_date(86_400 * 365)), 1.0, 1.011, id="date in a year"
+        ),
+        pytest.param(
+            lambda: Fault.status(
+                429, {"detail": "Request was throttled. Expected available in 86400 seconds."}
+            ),
+            1.0,
+            1.011,
+            id="throttled body: a day",
+        ),
         pytest.param(
             lambda: Fault.status(503, headers={"Retry-After": "5"}), 5.0, 5.0, id="503 seconds"
+        ),
+        # A 5xx's absurd advice: taskwatch's own backoff (milliseconds here), no pause.
+        pytest.param(
+            lambda: Fault.status(503, headers={"Retry-After": "99999999"}),
+            0.0,
+            0.011,
+            id="503 absurd",
         ),
     ],
 )
@@ -246,6 +267,73 @@ async def test_retry_after_is_the_wait_taken(
     # The wait is the server's; the shared budget's pause (if any) is over by then.
     assert low - 1e-6 <= sum(fake.sleeps) <= high + 1e-6, fake.sleeps
     assert stats.retries == 1
+
+
+def finished_body(task_hash: str) -> dict[str, Any]:
+    """The documented 200 body, for the task ``task_hash``, finished."""
+    body: dict[str, Any] = fixture_json("get-task-200.json")
+    body["hash_value"] = task_hash
+    body["status"].update(status="completed", is_done=True)
+    return body
+
+
+@pytest.mark.parametrize(
+    "reset",
+    [
+        pytest.param(lambda: str(int(time.time()) + 86_400 * 365 * 30), id="decades away"),
+        pytest.param(lambda: "1" + "0" * 300, id="garbage-long"),
+        pytest.param(lambda: str(int(time.time() * 1000) + 30_000), id="milliseconds"),
+    ],
+)
+async def test_an_absurd_rate_limit_reset_holds_nobody(
+    api: SimulatedTaskAPI, reset: Callable[[], str]
+) -> None:
+    """``X-RateLimit-Remaining: 0`` with a Reset beyond the 120 s cap is no advice: neither
+    this call nor the next on the same client waits for it."""
+    task_hash = api.add_task(DONE)
+    headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset()}
+    api.inject(Fault.status(200, finished_body(task_hash), headers=headers), times=1)
+    fake = FakeTime()
+    async with fast_client(api.base_url) as client:
+        fake.install(client)
+        first = await client.get_task(task_hash)
+        assert client.stats().paused_for == 0.0
+        second = await client.get_task(task_hash)
+        stats = client.stats()
+    assert first.is_done
+    assert second.is_done
+    assert fake.sleeps == []
+    assert stats.server_remaining == 0  # seen and reported, just not obeyed
+    assert api.stats.requests == 2
+
+
+async def test_a_sane_rate_limit_reset_still_holds_the_next_call(api: SimulatedTaskAPI) -> None:
+    task_hash = api.add_task(DONE)
+    headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 30)}
+    api.inject(Fault.status(200, finished_body(task_hash), headers=headers), times=1)
+    fake = FakeTime()
+    async with fast_client(api.base_url) as client:
+        fake.install(client)
+        await client.get_task(task_hash)
+        assert 28.0 < client.stats().paused_for <= 30.0
+        await client.get_task(task_hash)
+    assert 28.0 < sum(fake.sleeps) <= 30.0, fake.sleeps
+
+
+async def test_an_absurd_retry_after_does_not_hold_the_next_call(api: SimulatedTaskAPI) -> None:
+    task_hash = api.add_task(DONE)
+    api.inject(Fault.rate_limited(99_999_999), times=1)
+    fake = FakeTime()
+    async with fast_client(api.base_url) as client:
+        fake.install(client)
+        await client.get_task(task_hash)  # the 429, the default 1 s pause, the retry
+        slept = sum(fake.sleeps)
+        await client.get_task(task_hash)
+        stats = client.stats()
+    assert slept <= 1.011, fake.sleeps
+    assert sum(fake.sleeps) == slept  # the next call waits for nothing
+    assert stats.rate_limited == 1
+    assert stats.paused_for == 0.0
 
 
 # -- many watchers, one client: 429 storms ------------------------------------------------
@@ -326,6 +414,94 @@ async def test_429_pause_holds_requests_when_watchers_outnumber_the_pool(
 
 async def consume(snapshots: AsyncIterator[Task]) -> list[Task]:
     return [task async for task in snapshots]
+
+
+# -- a refused key: one request, then every call fails fast ------------------------------
+
+
+async def test_a_refused_key_costs_one_request_for_twenty_watches(api: SimulatedTaskAPI) -> None:
+    """A 401 is about the key, not the task: watching 20 hashes with a wrong key sends one
+    request; every hash gets an AuthenticationError naming it, and later calls on the
+    client fail at once without a request, until a new Client is made."""
+    hashes = [api.add_task(progressing()) for _ in range(20)]
+    failures: dict[str, TaskwatchError] = {}
+    async with Client(
+        "sk-wrong-key", base_url=api.base_url, requests_per_minute=None, max_retries=3
+    ) as client:
+        async for _ in client.watch_many(
+            hashes, min_interval=0.01, max_interval=0.01, on_error=failures.__setitem__
+        ):
+            pass
+        assert api.stats.requests == 1
+        assert set(failures) == set(hashes)
+        for task_hash, error in failures.items():
+            assert isinstance(error, AuthenticationError)
+            assert error.status == 401
+            assert error.task_hash == task_hash
+        with pytest.raises(AuthenticationError) as fast:
+            await client.get_task(hashes[0])
+        with pytest.raises(AuthenticationError):
+            await client.wait(hashes[1])
+        assert fast.value.task_hash == hashes[0]
+        assert "create a new Client" in str(fast.value)
+        assert "sk-wrong-key" not in str(fast.value)
+        stats = client.stats()
+    assert api.stats.requests == 1
+    assert stats.requests == 1
+    async with fast_client(api.base_url) as fixed:  # what the user does: a valid key
+        assert (await fixed.get_task(hashes[0])).total_results >= 1
+
+
+async def test_a_key_revoked_mid_run_stops_the_client_at_its_first_401(
+    api: SimulatedTaskAPI,
+) -> None:
+    hashes = [api.add_task(DONE) for _ in range(22)]
+    async with fast_client(api.base_url) as client:
+        await client.get_task(hashes[0])  # the key works
+        api.inject(Fault.status(401), times=None)  # ... and is revoked
+        with pytest.raises(AuthenticationError):
+            await client.get_task(hashes[1])
+        assert api.stats.requests == 2
+        failures: dict[str, TaskwatchError] = {}
+        async for _ in client.watch_many(hashes[2:], on_error=failures.__setitem__):
+            pass
+    assert api.stats.requests == 2  # nothing sent after the first 401
+    assert sorted(failures) == sorted(hashes[2:])
+    assert all(isinstance(error, AuthenticationError) for error in failures.values())
+    assert all(error.task_hash == task_hash for task_hash, error in failures.items())
+
+
+async def test_a_valid_key_is_not_held_to_one_request_at_a_time() -> None:
+    """Until the first answer, one attempt at a time; after it, watches go concurrently."""
+    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as api:
+        hashes = [api.add_task(DONE) for _ in range(20)]
+        api.inject_randomly([Fault.delay(0.2)], probability=1.0, seed=1)
+        async with fast_client(api.base_url) as client:
+            started = time.monotonic()
+            done = [t async for t in client.watch_many(hashes) if t.is_done]
+            elapsed = time.monotonic() - started
+    assert len(done) == 20
+    assert elapsed < 2.0  # about two delays (the probe, then all the rest), not twenty
+
+
+async def test_a_403_is_about_its_task_and_the_others_go_on(api: SimulatedTaskAPI) -> None:
+    """403 stays per task: taskwatch cannot tell a task of another account from a blocked
+    key, and a key-wide stop would end watches that would succeed."""
+    forbidden = api.add_task(DONE)
+    others = [api.add_task(DONE) for _ in range(5)]
+    api.inject(Fault.status(403), task_hash=forbidden, times=None)
+    failures: dict[str, TaskwatchError] = {}
+    async with fast_client(api.base_url) as client:
+        done = [
+            t.hash_value
+            async for t in client.watch_many([forbidden, *others], on_error=failures.__setitem__)
+            if t.is_done
+        ]
+        assert (await client.get_task(others[0])).is_done
+    assert sorted(done) == sorted(others)
+    assert list(failures) == [forbidden]
+    assert isinstance(failures[forbidden], PermissionDeniedError)
+    assert api.stats.requests == 7
 
 
 # -- outages: connection refused, then the server is back on the same port ---------------

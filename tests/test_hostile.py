@@ -7,8 +7,9 @@
   (a ValueError) before any request, by get_task, wait, watch, watch_many and the CLI; odd
   but valid ones reach the server as exactly that one path segment.
 - Rate-limit headers (Retry-After, X-RateLimit-*) that are negative, huge, fractional,
-  garbage or dates are ignored or capped: every wait the client takes on the server's word
-  is at most ``MAX_SERVER_WAIT`` (120 s). Checked on a virtual clock: nothing really waits.
+  garbage or dates are ignored or read as 0: every wait the client takes on the server's word
+  is at most ``MAX_SERVER_WAIT`` (120 s), and one beyond that is treated as not given.
+  Checked on a virtual clock: nothing really waits.
 """
 
 from __future__ import annotations
@@ -610,10 +611,11 @@ RETRY_AFTER = [
     ("1.5", 1.5, 1.5),
     ("7", 7.0, 7.0),
     ("120", 120.0, 120.0),
-    ("121", 120.0, 120.0),
-    ("99999999999999999999", 120.0, 120.0),
-    ("1e308", 120.0, 120.0),
-    # Garbage is no advice: the client pauses 1 s (its default for a 429) plus a backoff.
+    # Beyond the 120 s cap is absurd, and garbage is no advice: the client pauses 1 s (its
+    # default for a 429) plus a backoff.
+    ("121", 1.0, 1.02),
+    ("99999999999999999999", 1.0, 1.02),
+    ("1e308", 1.0, 1.02),
     ("1e999", 1.0, 1.02),
     ("nan", 1.0, 1.02),
     ("inf", 1.0, 1.02),
@@ -622,7 +624,7 @@ RETRY_AFTER = [
     ("0x10", 1.0, 1.02),
     ("Mon, 99 Foo 2015 25:61:00 GMT", 1.0, 1.02),
     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0, 0.0),  # a date in the past
-    ("Fri, 31 Dec 9999 23:59:59 GMT", 120.0, 120.0),  # the far future
+    ("Fri, 31 Dec 9999 23:59:59 GMT", 1.0, 1.02),  # the far future: absurd
     ("future:45", 43.9, 45.0),  # an HTTP-date 45 s ahead (1 s resolution)
     ("future:-45", 0.0, 0.0),
 ]
@@ -655,8 +657,9 @@ def task_answer(task_hash: str, headers: dict[str, str]) -> Fault:
 
 PAUSE_HEADERS = [
     # (headers on one 200 answer, the pause every later request waits for)
-    ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1e12"}, 120.0),
-    ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "99999999999999999999"}, 120.0),
+    # A reset beyond the 120 s cap is absurd: no pause at all.
+    ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1e12"}, 0.0),
+    ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "99999999999999999999"}, 0.0),
     ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "-5"}, 0.0),
     ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1e999"}, 0.0),
     ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "nan"}, 0.0),

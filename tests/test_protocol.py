@@ -34,6 +34,7 @@ from taskwatch._protocol import (
     error_for,
     normalise_base_url,
     parse_retry_after,
+    reset_wait,
     task_url,
     validate_task_hash,
 )
@@ -487,6 +488,10 @@ def test_redirect_is_an_error_naming_the_location() -> None:
         ({"Retry-After": "3"}, fixture_bytes("error-429-throttled.json"), 3.0),
         ({}, fixture_bytes("error-429-ratelimit.json"), None),
         ({"Retry-After": "soon"}, b"", None),
+        ({"Retry-After": "99999999"}, b"", None),
+        # An absurd Retry-After is no advice; the body's sane one is then read.
+        ({"Retry-After": "99999999"}, fixture_bytes("error-429-throttled.json"), 2.0),
+        ({}, b'{"detail": "Request was throttled. Expected available in 86400 seconds."}', None),
     ],
 )
 def test_rate_limit_error_retry_after(
@@ -501,6 +506,27 @@ def test_server_error_keeps_retry_after() -> None:
     error = error_for(503, "Unavailable", {"Retry-After": "5"}, b"", task_hash="h", now=NOW)
     assert isinstance(error, ServerError)
     assert error.retry_after == 5.0
+    absurd = error_for(503, "Unavailable", {"Retry-After": "1e9"}, b"", task_hash="h", now=NOW)
+    assert isinstance(absurd, ServerError)
+    assert absurd.retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("remaining", "reset", "expected"),
+    [
+        (0, NOW + 30, 30.0),
+        (0, NOW + MAX_SERVER_WAIT, MAX_SERVER_WAIT),
+        (0, NOW - 5, None),  # already reset
+        (0, NOW + 86_400 * 365 * 30, None),  # decades away: absurd, not given
+        (0, 1e300, None),  # garbage-long
+        (0, (NOW + 30) * 1000, None),  # milliseconds read as seconds: absurd
+        (1, NOW + 30, None),  # the window is not spent
+        (0, None, None),
+    ],
+)
+def test_reset_wait(remaining: int, reset: float | None, expected: float | None) -> None:
+    info = RateLimitInfo(limit=90, remaining=remaining, reset=reset)
+    assert reset_wait(info, NOW) == expected
 
 
 # -- headers -------------------------------------------------------------------------------
@@ -520,7 +546,9 @@ def _http_date(offset: float) -> str:
         (" 2 ", 2.0),
         ("1.5", 1.5),
         ("-5", 0.0),
-        ("99999999", MAX_SERVER_WAIT),
+        ("120", MAX_SERVER_WAIT),  # the cap itself is honoured
+        ("120.5", None),  # beyond it: absurd, treated as not given (never clamped)
+        ("99999999", None),
         ("1e999", None),
         ("nan", None),
         ("inf", None),
@@ -528,7 +556,7 @@ def _http_date(offset: float) -> str:
         ("12abc", None),
         (_http_date(30), 30.0),
         (_http_date(-30), 0.0),
-        (_http_date(10_000), MAX_SERVER_WAIT),
+        (_http_date(10_000), None),
         ("Wed, 21 Oct 2015 07:28:00 -0000", None),
         ("Thu, 99 Foo 2015 25:61:00 GMT", None),
     ],

@@ -179,6 +179,35 @@ async def test_remaining_zero_pauses_the_fleet_until_reset(
     assert ours.observe(RateLimitInfo(limit=90, remaining=5, reset=time.time() + 60)) is None
 
 
+@pytest.mark.parametrize("key", ["paused", "next"])
+async def test_an_absurd_wait_stored_on_redis_holds_nobody(
+    redis_client: Any, redis_prefix: str, key: str
+) -> None:
+    """A pause end or a next slot years ahead on Redis (a foreign value, or the clock of a
+    failed-over server far behind) is absurd: the limiter grants at once, as if none."""
+    limiter = limiter_on(redis_client, redis_prefix, requests_per_minute=600)
+    seconds, micros = await redis_client.time()
+    years_ahead = (seconds + 86_400 * 365 * 10) * 1_000_000 + micros
+    await redis_client.set(f"{limiter.name}:{key}", str(years_ahead))
+    started = time.monotonic()
+    await asyncio.wait_for(limiter.acquire(), 2.0)
+    assert time.monotonic() - started < 1.0
+    assert limiter.paused_for() == 0.0
+
+
+async def test_a_sane_pause_stored_on_redis_still_holds(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    limiter = limiter_on(redis_client, redis_prefix, requests_per_minute=None)
+    seconds, micros = await redis_client.time()
+    await redis_client.set(
+        f"{limiter.name}:paused", str((seconds + 1) * 1_000_000 + micros), px=5_000
+    )
+    started = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - started >= 0.8
+
+
 async def test_a_lower_server_limit_lowers_the_pace(redis_client: Any, redis_prefix: str) -> None:
     limiter = limiter_on(redis_client, redis_prefix, requests_per_minute=1200)
     limiter.observe(RateLimitInfo(limit=600, remaining=10, reset=None))

@@ -121,7 +121,8 @@ async def test_no_error_shows_the_key(api: SimulatedTaskAPI, name: str) -> None:
         async for _ in client.watch_many([task_hash], on_error=failures.__setitem__):
             pass
         assert_no_key(error, watch_error, *failures.values(), repr(client), repr(client.stats()))
-    assert api.stats.requests >= 3
+    # Every call reached the server, except after a 401: a refused key stops the client.
+    assert api.stats.requests >= (1 if name == "401" else 3)
 
 
 async def test_success_paths_show_no_key(api: SimulatedTaskAPI) -> None:

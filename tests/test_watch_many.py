@@ -10,18 +10,26 @@ from collections.abc import AsyncIterator
 from typing import TypedDict
 
 import pytest
+import redis.asyncio as redis_asyncio
 
 from taskwatch import (
+    AuthenticationError,
     Client,
+    ClientClosedError,
     InvalidTaskHashError,
     NotFoundError,
+    PermissionDeniedError,
+    RateBudgetUnavailableError,
+    ResponseFormatError,
     Task,
     TaskwatchError,
+    TransportError,
     WatchTimeout,
 )
+from taskwatch.redis import RedisLimiter
 from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
 
-from .conftest import snapshots_by_task
+from .conftest import closed_port, snapshots_by_task
 
 
 class _Intervals(TypedDict):
@@ -268,3 +276,113 @@ def test_a_single_string_is_refused() -> None:
     client = Client("k", base_url="http://127.0.0.1:1/v1")
     with pytest.raises(TypeError, match="not one str"):
         client.watch_many("c5e29d2aba8b77cdc56391e7405302de")
+
+
+# -- every per-task error carries its task_hash ---------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def failing_setup(kind: str) -> AsyncIterator[tuple[Client, list[str], type[TaskwatchError]]]:
+    """A client and two hashes whose watches fail with one kind of error each."""
+    async with contextlib.AsyncExitStack() as stack:
+        api = await stack.enter_async_context(SimulatedTaskAPI(rate_limit=None))
+        running = [ScriptStep(at=0, status="running", total_results=1)]
+        hashes = [api.add_task(running), api.add_task(running)]
+        options: dict[str, object] = {"max_retries": 1}
+        expected: type[TaskwatchError]
+        if kind == "not found":
+            hashes = ["0" * 32, "1" * 32]
+            expected = NotFoundError
+        elif kind == "refused key":
+            options["api_key"] = "not-the-key"
+            expected = AuthenticationError
+        elif kind == "forbidden":
+            api.inject(Fault.status(403), times=None)
+            expected = PermissionDeniedError
+        elif kind == "not a task":
+            api.inject(Fault.status(200, b"<html>"), times=None)
+            expected = ResponseFormatError
+        elif kind == "no answer":
+            options["base_url"] = f"http://127.0.0.1:{closed_port()}/v1"
+            expected = TransportError
+        elif kind == "budget unavailable":
+            dead = redis_asyncio.Redis(host="127.0.0.1", port=closed_port())
+            stack.push_async_callback(dead.aclose)
+            options["limiter"] = RedisLimiter(dead, api_key=api.api_key)
+            expected = RateBudgetUnavailableError
+        else:
+            raise AssertionError(kind)
+        key = options.pop("api_key", api.api_key)
+        url = options.pop("base_url", api.base_url)
+        settings = {"requests_per_minute": None, "retry_initial_wait": 0.0, **options}
+        client = Client(key, base_url=url, **settings)  # type: ignore[arg-type]
+        await stack.enter_async_context(client)
+        yield client, hashes, expected
+
+
+ERROR_KINDS = [
+    "not found",
+    "refused key",
+    "forbidden",
+    "not a task",
+    "no answer",
+    "budget unavailable",
+]
+
+
+@pytest.mark.parametrize("kind", ERROR_KINDS)
+async def test_every_per_task_error_carries_its_hash(kind: str) -> None:
+    """Through watch_many (raised, and handed to on_error), wait and watch: the error names
+    the hash it is about, whichever layer raised it (the limiter knows no hash)."""
+    async with failing_setup(kind) as (client, hashes, expected):
+        with pytest.raises(expected) as raised:
+            async for _ in client.watch_many(hashes, **FAST):
+                pass
+        assert raised.value.task_hash in hashes
+        failures: dict[str, TaskwatchError] = {}
+        async for _ in client.watch_many(hashes, on_error=failures.__setitem__, **FAST):
+            pass
+        assert set(failures) == set(hashes)
+        for task_hash, error in failures.items():
+            assert isinstance(error, expected)
+            assert error.task_hash == task_hash
+        with pytest.raises(expected) as waited:
+            await client.wait(hashes[0], **FAST)
+        assert waited.value.task_hash == hashes[0]
+        with pytest.raises(expected) as fetched:
+            await client.get_task(hashes[1])
+        assert fetched.value.task_hash == hashes[1]
+
+
+async def test_a_client_closed_under_a_watch_names_the_hash() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task([ScriptStep(at=0, status="running", total_results=1)])
+        failures: dict[str, TaskwatchError] = {}
+        client = client_for(api)
+        async with client:
+            stream = client.watch_many([task_hash], on_error=failures.__setitem__, **FAST)
+            async with contextlib.aclosing(stream) as snapshots:
+                async for _ in snapshots:
+                    await client.aclose()  # the watch's next poll meets a closed client
+        with pytest.raises(ClientClosedError) as caught:
+            await client.get_task(task_hash)
+    assert caught.value.task_hash == task_hash
+    assert isinstance(failures[task_hash], ClientClosedError)
+    assert failures[task_hash].task_hash == task_hash
+
+
+async def test_an_invalid_hash_from_an_async_source_names_itself() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        good = api.add_task(quick_script(1))
+        failures: dict[str, TaskwatchError] = {}
+
+        async def arriving() -> AsyncIterator[str]:
+            yield "../me"
+            yield good
+
+        async with client_for(api) as client:
+            async for _ in client.watch_many(arriving(), on_error=failures.__setitem__, **FAST):
+                pass
+    assert list(failures) == ["../me"]
+    assert isinstance(failures["../me"], InvalidTaskHashError)
+    assert failures["../me"].task_hash == "../me"
