@@ -15,7 +15,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     # Installed only on 3.10 (see pyproject); mypy checks this branch without it.
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["ENV_VAR", "config_path", "resolve_api_key"]
+__all__ = ["ENV_VAR", "config_path", "find_api_key", "resolve_api_key"]
 
 #: The environment variable the official lobstr SDK and CLI read.
 ENV_VAR = "LOBSTR_TOKEN"
@@ -60,12 +60,13 @@ def _checked(key: str, where: str) -> str:
     return key
 
 
-def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -> str:
-    """The key: ``api_key``, else ``$LOBSTR_TOKEN``, else ``[auth] token`` in the config file.
+def find_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The key from the first place that holds one (see ``resolve_api_key``), or None when
+    none does.
 
     Raises:
-        ConfigurationError: no key in any of the three places (the message names them all), or
-            the config file exists but cannot be read.
+        ConfigurationError: an explicit ``api_key`` that is empty, a key with a control
+            character, or a config file that exists but cannot be read.
     """
     if api_key is not None:
         if not isinstance(api_key, str) or not api_key.strip():
@@ -79,7 +80,21 @@ def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -
     from_file = _token_from_file(path)
     if from_file:
         return _checked(from_file, str(path))
-    raise ConfigurationError(
-        "no Lobstr.io API key found: pass api_key=..., set the environment variable "
-        f"{ENV_VAR}, or log in with the lobstr CLI so that {path} holds [auth] token"
-    )
+    return None
+
+
+def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The key: ``api_key``, else ``$LOBSTR_TOKEN``, else ``[auth] token`` in the config file.
+
+    Raises:
+        ConfigurationError: no key in any of the three places (the message names them all), or
+            the config file exists but cannot be read.
+    """
+    key = find_api_key(api_key, env)
+    if key is None:
+        path = config_path(os.environ if env is None else env)
+        raise ConfigurationError(
+            "no Lobstr.io API key found: pass api_key=..., set the environment variable "
+            f"{ENV_VAR}, or log in with the lobstr CLI so that {path} holds [auth] token"
+        )
+    return key

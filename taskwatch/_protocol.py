@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -104,6 +105,19 @@ def normalise_base_url(base_url: str | URL) -> URL:
     if url.query_string or url.fragment:
         raise ValueError("base_url must not carry a query or a fragment")
     return url.with_path(url.path.rstrip("/"))
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` names this machine (``localhost``, ``*.localhost``, a loopback IP),
+    where plain http cannot expose the key to the network."""
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def task_url(base_url: URL, task_hash: str) -> URL:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ipaddress
 import logging
+import os
 import random
 import time
 from collections.abc import (
@@ -98,17 +98,6 @@ class _PreferRetryAfter(tenacity.wait.wait_base):
         if retry_after is not None:
             return float(retry_after)
         return self._fallback(retry_state)
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Gate:
@@ -239,7 +228,7 @@ class Client:
         if (
             self._base_url.scheme == "http"
             and not allow_insecure_http
-            and not _is_loopback(self._base_url.host)
+            and not _protocol.is_loopback_host(self._base_url.host)
         ):
             raise ConfigurationError(
                 f"refusing to send the API key in clear text to {self._base_url.host}: use "
@@ -531,7 +520,7 @@ class Client:
         except (aiohttp.ClientError, OSError) as exc:
             self._transport_errors += 1
             raise TransportError(
-                f"could not reach the API: {type(exc).__name__}: {exc}", task_hash=task_hash
+                f"could not reach the API: {_describe(exc)}", task_hash=task_hash
             ) from exc
         finally:
             gate.leave()
@@ -694,6 +683,24 @@ def _in_flight_size(session: aiohttp.ClientSession | None) -> int:
     if connector is not None:
         limits += [n for n in (connector.limit, connector.limit_per_host) if n > 0]
     return min(limits)
+
+
+def _describe(exc: BaseException) -> str:
+    """A connection failure in words: where, and why (aiohttp's own text says ``ssl:default``
+    even for plain http)."""
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        reason = getattr(exc.os_error, "reason", None) or exc.os_error
+        return (
+            f"the TLS handshake with {exc.host}:{exc.port} failed ({reason}); "
+            "is the server speaking https?"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, aiohttp.ClientConnectorCertificateError
+    ):
+        error = exc.os_error
+        why = os.strerror(error.errno) if error.errno else str(error) or type(error).__name__
+        return f"could not connect to {exc.host}:{exc.port}: {why}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _redact(exc: aiohttp.ClientResponseError) -> None:

@@ -16,6 +16,7 @@ from taskwatch import (
     ServerError,
     TransportError,
 )
+from taskwatch.testing import ScriptStep, SimulatedTaskAPI
 
 from .conftest import SECRET, TASK_HASH, ServeFactory, base_url, fast_client, fixture_bytes
 
@@ -67,6 +68,20 @@ async def test_connection_refused_is_retried_then_transport_error() -> None:
         assert client.stats().transport_errors == 3
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectionError)
     assert SECRET not in str(info.value)
+    assert str(info.value) == (
+        f"could not reach the API: could not connect to 127.0.0.1:{port}: Connection refused"
+    )  # no "ssl:default" for an http URL
+
+
+async def test_https_to_a_plain_http_server_names_the_tls_handshake(api: SimulatedTaskAPI) -> None:
+    task_hash = api.add_task([ScriptStep(at=0, status="running")])
+    https = api.base_url.replace("http://", "https://")
+    async with fast_client(https, max_retries=0) as client:
+        with pytest.raises(TransportError) as info:
+            await client.get_task(task_hash)
+    message = str(info.value)
+    assert message.startswith(f"could not reach the API: the TLS handshake with {https[8:-3]}")
+    assert message.endswith("; is the server speaking https?")
 
 
 async def test_hanging_server_hits_the_per_attempt_timeout(serve: ServeFactory) -> None:
