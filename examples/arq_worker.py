@@ -24,6 +24,7 @@ import uuid
 import warnings
 from typing import Any, ClassVar
 
+import redis
 from arq import Worker, create_pool
 from arq.connections import RedisSettings
 from arq.jobs import Job
@@ -33,7 +34,8 @@ import taskwatch
 from taskwatch.redis import RedisLimiter
 from taskwatch.testing import SimulatedTaskAPI
 
-REDIS_SETTINGS = RedisSettings.from_dsn(os.environ.get("REDIS_URL", "redis://localhost:6379"))
+REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379")
+REDIS_SETTINGS = RedisSettings.from_dsn(REDIS_URL)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -116,5 +118,22 @@ async def main() -> None:
                 await running
 
 
+def _redis_answers() -> bool:
+    """Whether a Redis server answers at REDIS_SETTINGS (a quick ping, no retries)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.connection_pool.disconnect()  # from_url's pool is not closed by close()
+
+
 if __name__ == "__main__":
+    if not _redis_answers():
+        raise SystemExit(
+            f"arq_worker.py needs a Redis server and none answers at {REDIS_SETTINGS.host}:"
+            f"{REDIS_SETTINGS.port} (set REDIS_URL); start one with: redis-server --port "
+            f"{REDIS_SETTINGS.port} (or: docker run -p {REDIS_SETTINGS.port}:6379 redis)"
+        )
     asyncio.run(main())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REDIS_URL
+from .conftest import REDIS_URL, closed_port
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -75,3 +75,18 @@ def test_arq_worker() -> None:
         f"6 tasks watched, {len(completed)} completed and processed "
         f"({sum(counts.values())} results)"
     )
+
+
+def test_arq_worker_without_redis_says_so_in_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / "arq_worker.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"REDIS_URL": f"redis://127.0.0.1:{closed_port()}"},
+        check=False,
+    )
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert "needs a Redis server" in line
+    assert "redis-server --port" in line
