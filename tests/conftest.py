@@ -143,16 +143,34 @@ def cli_env(key: str | None) -> dict[str, str]:
     return env
 
 
-async def start_cli(args: Sequence[str], key: str | None) -> asyncio.subprocess.Process:
-    """Start ``python -m taskwatch ARGS`` in ``cli_env(key)``, stdout and stderr piped."""
+# The CLI as ``python -m taskwatch``, with SIGINT back to Python's default first: a process
+# started with SIGINT ignored (pytest run as a background job) would otherwise pass that on,
+# and a test's Ctrl-C would not reach the CLI.
+CLI_COMMAND = [
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('taskwatch', run_name='__main__', alter_sys=True)",
+]
+
+
+async def start_cli(
+    args: Sequence[str],
+    key: str | None,
+    *,
+    env: dict[str, str] | None = None,
+    stdin: int | None = asyncio.subprocess.DEVNULL,
+    stdout: int | None = asyncio.subprocess.PIPE,
+) -> asyncio.subprocess.Process:
+    """Start ``python -m taskwatch ARGS`` in ``cli_env(key)`` (plus ``env``), stdout and
+    stderr piped, stdin empty unless given."""
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "taskwatch",
+        *CLI_COMMAND,
         *args,
-        stdout=asyncio.subprocess.PIPE,
+        stdin=stdin,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
-        env=cli_env(key),
+        env={**cli_env(key), **(env or {})},
     )
 
 
