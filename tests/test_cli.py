@@ -739,3 +739,18 @@ async def test_without_rich_a_terminal_gets_plain_lines_and_a_hint() -> None:
         "(pip install 'lobstr-taskwatch[cli]')"
     ]
     assert "requests/minute" in screen
+
+
+async def test_verbose_plain_output_logs_the_aggregate_line_as_tasks_finish() -> None:
+    result = await run_cli(["demo", "--tasks", "3", "--speed", "300", "--plain", "-v"])
+    assert result.code == cli.EXIT_OK, result.err
+    progress = [line for line in result.err.splitlines() if " done, " in line]
+    assert [line.split(" of ")[0] for line in progress] == [
+        "taskwatch: 1",
+        "taskwatch: 2",
+        "taskwatch: 3",
+    ]
+    assert all(
+        re.search(r"of 3 done, \d+ requests, \d+ of \d+ left this minute$", line)
+        for line in progress
+    )
