@@ -3,6 +3,7 @@ watches every task in every dialect to the right end."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -141,3 +142,18 @@ async def test_the_cli_exit_code_follows_the_outcome_table() -> None:
         out, err = await process.communicate()
         assert process.returncode == 1, err  # a task ended without success
         assert b"error" in out
+
+
+async def test_the_demo_speaks_a_dialect_and_says_so_once_per_kind() -> None:
+    process = await start_cli(
+        ["demo", "--dialect", "everything", "--json", "--tasks", "3", "--speed", "200"], None
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err
+    warnings = [line for line in err.decode().splitlines() if "differs from the documented" in line]
+    assert warnings  # the user sees the service is off its documentation
+    kinds = [kind for line in warnings for kind in line.split(": ", 2)[2].split("; ")]
+    assert len(kinds) == len(set(kinds))  # each kind once
+    assert "status: a list of objects, the one furthest along read" in kinds
+    finals = [json.loads(line) for line in out.decode().splitlines()]
+    assert {final["hash_value"] for final in finals if final["status"]["is_done"]}

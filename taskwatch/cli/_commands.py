@@ -281,7 +281,9 @@ async def demo(args: argparse.Namespace, run: Run) -> int:
     speed = args.speed
     # Simulated time runs `speed` times faster, so the simulated minute's budget does too.
     budget = max(1, round(90 * speed))
-    async with SimulatedTaskAPI(rate_limit=budget, speed=speed, seed=args.seed) as api:
+    async with SimulatedTaskAPI(
+        rate_limit=budget, speed=speed, seed=args.seed, dialect=args.dialect
+    ) as api:
         hashes = api.add_random_tasks(args.tasks, pending=(5.0, 40.0), running=(40.0, 160.0))
         limiter = _TellingLimiter(RateLimiter(float(budget)))
         async with Client(api.api_key, base_url=api.base_url, limiter=limiter) as client:
@@ -377,6 +379,7 @@ async def simulate(args: argparse.Namespace, run: Run) -> int:
         seed=args.seed,
         host=args.host,
         port=args.port,
+        dialect=args.dialect,
     )
     try:
         await api.start()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import IO, NoReturn
 
 from .. import _protocol
+from .._dialects import DIALECTS
 from .._version import __version__
 from ..client import DEFAULT_BASE_URL
 from ..errors import InvalidTaskHashError
@@ -456,6 +457,15 @@ def _simulation_options(parser: argparse.ArgumentParser, *, tasks: int, speed: f
     )
     parser.add_argument(
         "--seed", type=int, default=None, help="make the tasks reproducible (default: random)"
+    )
+    parser.add_argument(
+        "--dialect",
+        choices=sorted(DIALECTS),
+        default="documented",
+        metavar="NAME",
+        help="answer in the documented shape, or in one the real service also sends: sdk (id, "
+        "no is_done, state done), cli-live (status as a list, 500 for unknown hashes), "
+        "run-task (the state as a string) or everything (all at once) (default: %(default)s)",
     )
 
 
