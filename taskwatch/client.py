@@ -285,6 +285,8 @@ class Client:
         self._refused: AuthenticationError | None = None
         self._key_proven = False  # an answer has shown the API accepts the key
         self._probe: asyncio.Future[None] | None = None  # the attempt that may prove it
+        # The event loop the session, the gate and the probe belong to (see _adopt_loop).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -432,6 +434,8 @@ class Client:
             )
 
     async def _attempt(self, url: URL, task_hash: str) -> Task:
+        if asyncio.get_running_loop() is not self._loop:
+            await self._adopt_loop(task_hash)
         if self._refused is not None:
             raise self._refusal(task_hash)
         if self._key_proven:
@@ -451,6 +455,35 @@ class Client:
             if self._refused is not None:
                 raise self._refusal(task_hash)
         return await self._send(url, task_hash)
+
+    async def _adopt_loop(self, task_hash: str) -> None:
+        """Serve the running event loop from now on. A session, its connections and every
+        future the client waits on belong to one loop; when a Client is reused in another
+        (a second ``asyncio.run()``), its own session is replaced by a new one on this loop
+        (the old one closed as far as a dead loop allows). A caller's session cannot be
+        replaced: that raises ConfigurationError."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            return
+        if not self._owns_session:
+            raise ConfigurationError(
+                "the aiohttp session given to this Client belongs to another event loop (was "
+                "the Client reused in a second asyncio.run()?): create the session and the "
+                "Client inside the event loop that uses them",
+                task_hash=task_hash,
+            )
+        self._check_open()
+        self._loop = loop
+        old, self._session = self._session, None
+        self._in_flight = _Gate(MAX_IN_FLIGHT)
+        self._probe = None
+        if old is not None and not old.closed:
+            try:
+                await old.close()
+            except RuntimeError as exc:  # its loop is gone: nothing more can be done for it
+                logger.debug("could not close the session of a previous event loop: %s", exc)
+        logger.debug("the client moved to another event loop, on a new session")
 
     def _refusal(self, task_hash: str) -> AuthenticationError:
         """The error of a call on a client whose key the API refused: raised at once, without

@@ -63,7 +63,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ._config import resolve_api_key
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo, reset_wait
 from .errors import ConfigurationError, RateBudgetUnavailableError
-from .ratelimit import Limiter, _new_server_limit, _pace_for, _spacing
+from .ratelimit import Limiter, _new_server_limit, _pace_for, _spacing, _Turns
 
 __all__ = ["RedisLimiter", "budget_name"]
 
@@ -116,9 +116,10 @@ return {0, 0}
 """
 
 # What "Redis could not be consulted" looks like: any redis-py error (connection refused or
-# reset, auth, a script error such as WRONGTYPE on a foreign key), a socket error, or our
-# own per-call timeout.
-_UNAVAILABLE = (_redis_errors.RedisError, OSError, asyncio.TimeoutError)
+# reset, auth, a script error such as WRONGTYPE on a foreign key), a socket error, our own
+# per-call timeout, or the RuntimeError redis-py raises when its connections belong to another
+# event loop (a Redis client reused in a second asyncio.run(): "Event loop is closed").
+_UNAVAILABLE = (_redis_errors.RedisError, OSError, asyncio.TimeoutError, RuntimeError)
 
 
 def budget_name(api_key: str, prefix: str = "taskwatch") -> str:
@@ -186,7 +187,7 @@ class RedisLimiter:
         self._clock: Callable[[], float] = time.monotonic
         self._wall_clock: Callable[[], float] = time.time
         self._sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
-        self._queue = asyncio.Lock()  # FIFO: one caller per process asks Redis at a time
+        self._turns = _Turns()  # FIFO: one caller per process asks Redis at a time
         self._waiting = 0
         self._paused_until = 0.0  # what this process knows of the shared pause
         self._pending_pause_until = 0.0  # a pause of ours not yet published to Redis
@@ -252,7 +253,8 @@ class RedisLimiter:
         """
         self._waiting += 1
         try:
-            async with self._queue:
+            await self._turns.take()
+            try:
                 while True:
                     fallback = self._active_fallback()
                     if fallback is not None:
@@ -264,6 +266,8 @@ class RedisLimiter:
                     if wait <= 0:
                         return
                     await self._sleep(wait)
+            finally:
+                self._turns.give()
         finally:
             self._waiting -= 1
 
@@ -367,6 +371,11 @@ class RedisLimiter:
     def _unavailable(self, exc: BaseException) -> None:
         """Raise RateBudgetUnavailableError, or (with a fallback) switch to it for a while."""
         reason = _describe(exc)
+        if isinstance(exc, RuntimeError):
+            reason += (
+                "; a redis.asyncio client serves the event loop it was first used in: create "
+                "it (and this limiter) inside the asyncio.run() that uses it"
+            )
         if self._fallback is None:
             raise RateBudgetUnavailableError(
                 f"the shared rate budget on Redis ({self._name}) could not be consulted "

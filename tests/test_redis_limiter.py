@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -425,3 +426,35 @@ def test_taskwatch_imports_without_redis_and_the_extra_is_named() -> None:
         done.stdout.strip()
         == "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
     )
+
+
+def test_a_limiter_reused_in_a_second_asyncio_run_queues_on_the_new_loop() -> None:
+    """The limiter's queue of callers belongs to one event loop; a second asyncio.run()
+    (with the Redis connections given back in between) queues afresh on its own loop."""
+    prefix = f"taskwatch-test-{uuid.uuid4().hex[:12]}"
+    box: dict[str, Any] = {}
+
+    async def first() -> None:
+        box["redis"] = connection = redis_asyncio.Redis.from_url(REDIS_URL, socket_timeout=5)
+        try:
+            await connection.ping()
+        except (redis.exceptions.RedisError, OSError):
+            await connection.aclose()
+            pytest.skip(f"no Redis server answers at {REDIS_URL}")
+        box["limiter"] = limiter_on(connection, prefix, requests_per_minute=6000)
+        await asyncio.gather(*(box["limiter"].acquire() for _ in range(5)))  # they queue
+        await connection.connection_pool.disconnect()
+
+    async def second() -> None:
+        connection = box["redis"]
+        try:
+            await asyncio.gather(*(box["limiter"].acquire() for _ in range(5)))
+            assert box["limiter"].waiting == 0
+        finally:
+            keys = [key async for key in connection.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await connection.delete(*keys)
+            await connection.aclose()
+
+    asyncio.run(first())
+    asyncio.run(second())
