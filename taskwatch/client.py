@@ -33,6 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _protocol
+from ._cancel import raise_if_cancelling
 from ._config import resolve_api_key
 from ._policy import ChangeKey
 from ._version import __version__
@@ -519,6 +520,7 @@ class Client:
         try:
             if not self._limiter.try_acquire():
                 await self._limiter.acquire()
+                raise_if_cancelling()  # a limiter may sit on a library that swallows it
             session = self._session_for(task_hash)
         except BaseException:
             gate.leave()
@@ -559,15 +561,20 @@ class Client:
             gate.leave()
         if not self._key_proven and _proves_the_key(status):
             self._key_proven = True
+        # What the answer says of the budget is learnt even by a call being cancelled; then a
+        # cancellation that aiohttp or a limiter below swallowed is raised, not ignored.
         if status == 200:
             info = _protocol.RateLimitInfo.from_headers(headers)
             if info is not None and (learning := self._learn(info)) is not None:
                 await learning
+            raise_if_cancelling()
             task, deviations = _protocol.read_task(body, task_hash)
             if deviations:
                 self._note_deviations(deviations)
             return task
-        raise await self._error(status, reason, headers, body, task_hash)
+        error = await self._error(status, reason, headers, body, task_hash)
+        raise_if_cancelling()
+        raise error
 
     def _note_deviations(self, deviations: list[str]) -> None:
         """Count each kind of deviation from the documented body; log the kinds never seen

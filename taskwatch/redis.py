@@ -66,6 +66,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
     ) from exc
 
+from ._cancel import raise_if_cancelling
 from ._config import resolve_api_key
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo, reset_wait
 from .errors import ConfigurationError, RateBudgetUnavailableError
@@ -350,6 +351,9 @@ class RedisLimiter:
             self._script(keys=self._keys, args=[interval_us, tolerance_us, pause_us, _CAP_US]),
             self._timeout,
         )
+        # redis-py's asyncio.wait_for (Python 3.11) may swallow a cancellation that lands as
+        # the send completes: raise it here rather than carry on granting slots.
+        raise_if_cancelling()
         try:
             return int(reply[0]), int(reply[1])
         except (TypeError, ValueError, IndexError, KeyError) as exc:
