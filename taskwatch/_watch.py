@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, 
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _policy, _protocol
+from ._cancel import cancel_and_wait
 from .errors import TaskFailedError, TaskwatchError, WatchTimeout
 from .models import Task, TaskState
 
@@ -392,11 +393,9 @@ class _Fleet:
             await self.cancel_all()
 
     async def cancel_all(self) -> None:
-        running = list(self._running)
-        for job in running:
-            job.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        # Re-cancelled until they end (a library below may swallow one cancellation), within
+        # a bound: closing the stream never hangs.
+        await cancel_and_wait(list(self._running))
 
 
 async def _watch_many(

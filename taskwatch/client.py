@@ -33,6 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _protocol
+from ._cancel import raise_if_cancelling
 from ._config import resolve_api_key
 from ._policy import ChangeKey
 from ._version import __version__
@@ -285,6 +286,8 @@ class Client:
         self._refused: AuthenticationError | None = None
         self._key_proven = False  # an answer has shown the API accepts the key
         self._probe: asyncio.Future[None] | None = None  # the attempt that may prove it
+        # The event loop the session, the gate and the probe belong to (see _adopt_loop).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -432,6 +435,8 @@ class Client:
             )
 
     async def _attempt(self, url: URL, task_hash: str) -> Task:
+        if asyncio.get_running_loop() is not self._loop:
+            await self._adopt_loop(task_hash)
         if self._refused is not None:
             raise self._refusal(task_hash)
         if self._key_proven:
@@ -451,6 +456,35 @@ class Client:
             if self._refused is not None:
                 raise self._refusal(task_hash)
         return await self._send(url, task_hash)
+
+    async def _adopt_loop(self, task_hash: str) -> None:
+        """Serve the running event loop from now on. A session, its connections and every
+        future the client waits on belong to one loop; when a Client is reused in another
+        (a second ``asyncio.run()``), its own session is replaced by a new one on this loop
+        (the old one closed as far as a dead loop allows). A caller's session cannot be
+        replaced: that raises ConfigurationError."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            return
+        if not self._owns_session:
+            raise ConfigurationError(
+                "the aiohttp session given to this Client belongs to another event loop (was "
+                "the Client reused in a second asyncio.run()?): create the session and the "
+                "Client inside the event loop that uses them",
+                task_hash=task_hash,
+            )
+        self._check_open()
+        self._loop = loop
+        old, self._session = self._session, None
+        self._in_flight = _Gate(MAX_IN_FLIGHT)
+        self._probe = None
+        if old is not None and not old.closed:
+            try:
+                await old.close()
+            except RuntimeError as exc:  # its loop is gone: nothing more can be done for it
+                logger.debug("could not close the session of a previous event loop: %s", exc)
+        logger.debug("the client moved to another event loop, on a new session")
 
     def _refusal(self, task_hash: str) -> AuthenticationError:
         """The error of a call on a client whose key the API refused: raised at once, without
@@ -486,6 +520,7 @@ class Client:
         try:
             if not self._limiter.try_acquire():
                 await self._limiter.acquire()
+                raise_if_cancelling()  # a limiter may sit on a library that swallows it
             session = self._session_for(task_hash)
         except BaseException:
             gate.leave()
@@ -526,15 +561,20 @@ class Client:
             gate.leave()
         if not self._key_proven and _proves_the_key(status):
             self._key_proven = True
+        # What the answer says of the budget is learnt even by a call being cancelled; then a
+        # cancellation that aiohttp or a limiter below swallowed is raised, not ignored.
         if status == 200:
             info = _protocol.RateLimitInfo.from_headers(headers)
             if info is not None and (learning := self._learn(info)) is not None:
                 await learning
+            raise_if_cancelling()
             task, deviations = _protocol.read_task(body, task_hash)
             if deviations:
                 self._note_deviations(deviations)
             return task
-        raise await self._error(status, reason, headers, body, task_hash)
+        error = await self._error(status, reason, headers, body, task_hash)
+        raise_if_cancelling()
+        raise error
 
     def _note_deviations(self, deviations: list[str]) -> None:
         """Count each kind of deviation from the documented body; log the kinds never seen

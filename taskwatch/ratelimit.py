@@ -3,20 +3,26 @@
 Scheduling rule
 ---------------
 Requests are granted **first come, first served** at a steady pace of ``requests_per_minute``
-with a burst of about one second's worth (at least one request). Each caller reserves the next
-free slot when it asks and then sleeps, alone, until that slot (a GCRA / virtual-scheduling
-token bucket): no waiter is woken for a slot that is not its own, and a later caller can never
-take an earlier caller's slot. Watchers ask only when their own poll is due, so a due poll for a
-quiet task waits at most ``(callers ahead of it) / rate``, however busy the other tasks are: no
-task starves.
+with a burst of about one second's worth (at least one request), by a GCRA token bucket.
+Callers queue in arrival order; only the one at the head sleeps, until the bucket has a slot,
+takes it on waking, and hands the turn straight to the next: no waiter is woken for a slot that
+is not its own, and a later caller can never take an earlier caller's slot. Watchers ask only
+when their own poll is due, so a due poll for a quiet task waits at most
+``(callers ahead of it) / rate``, however busy the other tasks are: no task starves.
+
+A slot is taken when the caller actually wakes, never planned ahead, so a stalled event loop
+(a blocking call, a long GC pause) does not turn into a burst: slots that fell due during the
+stall were not used and are not spent late in a crowd. The bucket's bound holds on the clock,
+stalls included: in any window of ``w`` seconds at most ``burst + w * rate`` requests are
+granted (in any one second, at most about two seconds' worth).
 
 The limiter also takes the server's word:
 
 - ``X-RateLimit-Limit`` lower than the configured pace lowers the pace to the server's;
 - ``X-RateLimit-Remaining: 0`` pauses every caller until ``X-RateLimit-Reset``;
 - a 429 pauses every caller until its ``Retry-After`` has passed, so many watchers sharing a
-  client do not turn one 429 into a storm. Callers that reserved a slot before the pause
-  began wake, see the pause, and queue again behind it in pace.
+  client do not turn one 429 into a storm. The caller at the head, asleep when the pause
+  began, wakes, sees the pause and sleeps on until it ends.
 
 A wait the server suggests beyond ``MAX_SERVER_WAIT`` (120 s) is treated as not given: the
 client then pauses for its default second, and ``X-RateLimit-Reset`` is ignored. ``pause()``
@@ -26,6 +32,7 @@ itself, called directly, caps what it is given at ``MAX_SERVER_WAIT``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
@@ -114,6 +121,7 @@ class RateLimiter:
         self._interval = 0.0
         self._tolerance = 0.0
         self._waiting = 0
+        self._turns = _Turns()
         self._set_pace(requests_per_minute)
 
     def _set_pace(self, requests_per_minute: float | None) -> None:
@@ -135,8 +143,11 @@ class RateLimiter:
         return max(0.0, self._paused_until - self._clock())
 
     def try_acquire(self) -> bool:
-        """Take a slot if one is free right now, without waiting; False when the caller must
-        ``await acquire()``. Keeps the common unpaced path free of a coroutine."""
+        """Take a slot if one is free right now and nobody is waiting, without waiting;
+        False when the caller must ``await acquire()``. Keeps the common unpaced path free
+        of a coroutine."""
+        if self._turns.busy:
+            return False
         now = self._clock()
         if now < self._paused_until:
             return False
@@ -151,34 +162,32 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Wait for this caller's request slot; returns when the request may be sent.
 
-        Cancellation while waiting gives the slot back when no later caller holds one.
+        Callers are served in arrival order; the slot is taken at the moment it is granted.
+        Cancellation while waiting holds nothing: the turn goes to the next caller.
         """
+        self._waiting += 1
+        try:
+            await self._turns.take()
+            try:
+                await self._slot()
+            finally:
+                self._turns.give()
+        finally:
+            self._waiting -= 1
+
+    async def _slot(self) -> None:
+        """Sleep (holding the turn) until the bucket has a slot and no pause holds, then take
+        it at the time read on waking."""
         while True:
             now = self._clock()
-            paused_until = self._paused_until
-            if self._interval == 0.0:
-                delay = paused_until - now
-                reserved = None
-            else:
-                tat = max(self._tat, now, paused_until)
-                start = max(tat - self._tolerance, paused_until)
-                reserved = tat + self._interval
-                self._tat = reserved
-                delay = start - now
-            if delay <= 0:
-                return
-            self._waiting += 1
-            try:
-                await self._sleep(delay)
-            except asyncio.CancelledError:
-                if reserved is not None and self._tat == reserved:
-                    self._tat = reserved - self._interval
-                raise
-            finally:
-                self._waiting -= 1
-            if self._paused_until <= paused_until or self._clock() >= self._paused_until:
-                return
-            # A pause began while we slept: queue again behind it.
+            start = self._paused_until
+            if self._interval:
+                start = max(start, self._tat - self._tolerance)
+            if start <= now:
+                break
+            await self._sleep(start - now)  # the pace or a pause may change meanwhile
+        if self._interval:
+            self._tat = max(self._tat, now) + self._interval
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (capped at MAX_SERVER_WAIT) from now."""
@@ -204,6 +213,52 @@ class RateLimiter:
 
 
 # -- shared by every limiter that follows this module's rules ------------------------------
+
+
+class _Turns:
+    """One holder at a time, first come, first served, the turn handed straight to the next
+    in line (the queue of a limiter).
+
+    Its futures belong to the event loop it was last used on. Used from another loop (a Client
+    reused in a second ``asyncio.run()``), it forgets the old loop's turns: their holders died
+    with that loop, and a future of a closed loop can never be awaited or woken.
+    """
+
+    __slots__ = ("_loop", "_queue", "busy")
+
+    def __init__(self) -> None:
+        # True while someone holds the turn; when False, nobody is queued either.
+        self.busy = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def take(self) -> None:
+        """Return holding the turn; cancellation while queued holds nothing."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self.busy = False
+            self._queue.clear()
+        if not self.busy:
+            self.busy = True
+            return
+        turn = loop.create_future()
+        self._queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give()  # handed the turn just as we were cancelled: pass it on
+            raise
+
+    def give(self) -> None:
+        """Hand the turn to the next live caller in line, or free it."""
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():  # a cancelled caller's future is done: skip it
+                turn.set_result(None)
+                return
+        self.busy = False
 
 
 def _spacing(requests_per_minute: float | None, burst: float | None) -> tuple[float, float]:

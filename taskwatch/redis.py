@@ -23,12 +23,18 @@ key itself) and sharing one hash tag, so they live on one Redis Cluster slot:
 - ``<prefix>:{<digest>}:paused``: the end of a fleet-wide pause.
 
 One Lua script, run atomically by Redis on Redis's own clock, grants a slot or answers how long
-to wait; it also publishes this process's pending pause, so one 429 (or an
-``X-RateLimit-Remaining: 0``) anywhere pauses every process before its next request. Nothing is
-reserved ahead of time: a process that dies or is cancelled holds no part of the budget, and the
-keys expire on their own once idle. Inside one process, callers queue first come, first served
-and one at a time ask Redis, so a process sends at most one script call per granted request
-plus one per wake-up.
+to wait; it also publishes the pause this process knows of, so one 429 (or an
+``X-RateLimit-Remaining: 0``) anywhere pauses every process before its next request.
+
+Redis may lose its state (a restart without persistence, a failover to a replica that had not
+caught up, an eviction). A pause this process knows of holds this process whatever Redis then
+says, and since every script call carries it, Redis has it again as soon as it answers. (The
+request slots are not restored: a budget that lost its state starts again with a burst.)
+
+Nothing is reserved ahead of time: a process that dies or is cancelled holds no part of the
+budget, and the keys expire on their own once idle. Inside one process, callers queue first
+come, first served and one at a time ask Redis, so a process sends at most one script call per
+granted request plus one per wake-up.
 
 When Redis cannot be consulted
 ------------------------------
@@ -60,10 +66,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
     ) from exc
 
+from ._cancel import raise_if_cancelling
 from ._config import resolve_api_key
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo, reset_wait
 from .errors import ConfigurationError, RateBudgetUnavailableError
-from .ratelimit import Limiter, _new_server_limit, _pace_for, _spacing
+from .ratelimit import Limiter, _new_server_limit, _pace_for, _spacing, _Turns
 
 __all__ = ["RedisLimiter", "budget_name"]
 
@@ -116,9 +123,10 @@ return {0, 0}
 """
 
 # What "Redis could not be consulted" looks like: any redis-py error (connection refused or
-# reset, auth, a script error such as WRONGTYPE on a foreign key), a socket error, or our
-# own per-call timeout.
-_UNAVAILABLE = (_redis_errors.RedisError, OSError, asyncio.TimeoutError)
+# reset, auth, a script error such as WRONGTYPE on a foreign key), a socket error, our own
+# per-call timeout, or the RuntimeError redis-py raises when its connections belong to another
+# event loop (a Redis client reused in a second asyncio.run(): "Event loop is closed").
+_UNAVAILABLE = (_redis_errors.RedisError, OSError, asyncio.TimeoutError, RuntimeError)
 
 
 def budget_name(api_key: str, prefix: str = "taskwatch") -> str:
@@ -186,10 +194,12 @@ class RedisLimiter:
         self._clock: Callable[[], float] = time.monotonic
         self._wall_clock: Callable[[], float] = time.time
         self._sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
-        self._queue = asyncio.Lock()  # FIFO: one caller per process asks Redis at a time
+        self._turns = _Turns()  # FIFO: one caller per process asks Redis at a time
         self._waiting = 0
-        self._paused_until = 0.0  # what this process knows of the shared pause
-        self._pending_pause_until = 0.0  # a pause of ours not yet published to Redis
+        # The end of the fleet-wide pause as this process knows it: its own pauses and those
+        # Redis told it of. Never shortened by Redis (which may have lost its state), and
+        # sent with every script call, so Redis has it again as soon as it answers.
+        self._paused_until = 0.0
         self._server_limit: int | None = None
         self._unavailable_until: float | None = None  # on the fallback until then
         self._pace: float | None = None
@@ -236,7 +246,7 @@ class RedisLimiter:
 
     def paused_for(self) -> float:
         """Seconds left in the fleet-wide pause, as this process last heard of it."""
-        return max(0.0, max(self._paused_until, self._pending_pause_until) - self._clock())
+        return max(0.0, self._paused_until - self._clock())
 
     # -- the Limiter protocol --------------------------------------------------------------
 
@@ -252,7 +262,8 @@ class RedisLimiter:
         """
         self._waiting += 1
         try:
-            async with self._queue:
+            await self._turns.take()
+            try:
                 while True:
                     fallback = self._active_fallback()
                     if fallback is not None:
@@ -264,6 +275,8 @@ class RedisLimiter:
                     if wait <= 0:
                         return
                     await self._sleep(wait)
+            finally:
+                self._turns.give()
         finally:
             self._waiting -= 1
 
@@ -295,8 +308,12 @@ class RedisLimiter:
     def _hold(self, seconds: float) -> float:
         """Record a pause (capped at 120 s) to publish; returns the capped seconds."""
         seconds = min(max(seconds, 0.0), MAX_SERVER_WAIT)
-        self._pending_pause_until = max(self._pending_pause_until, self._clock() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
         return seconds
+
+    def _pause_to_send(self) -> int:
+        """Microseconds left in the pause this process knows of (0: none), for the script."""
+        return max(0, math.ceil((self._paused_until - self._clock()) * _MICROS))
 
     # -- Redis -----------------------------------------------------------------------------
 
@@ -306,15 +323,14 @@ class RedisLimiter:
         return self._fallback if until is not None and self._clock() < until else None
 
     async def _publish(self, fallback: Awaitable[None] | None) -> None:
-        """Tell Redis of this process's pending pause at once (a script call that takes no
+        """Tell Redis of the pause this process knows at once (a script call that takes no
         slot). A failure is logged and left for the next ``acquire()``, which has to reach
         Redis anyway (and raises or falls back if it cannot)."""
         if fallback is not None:
             await fallback
         if self._active_fallback() is not None:
             return  # Redis is away: the pause goes with the first ask once it is back
-        pending = self._pending_pause_until
-        pause_us = math.ceil((pending - self._clock()) * _MICROS)
+        pause_us = self._pause_to_send()
         if pause_us <= 0:
             return
         try:
@@ -326,7 +342,7 @@ class RedisLimiter:
                 _describe(exc),
             )
             return
-        self._heard(pending, reply[1])
+        self._heard(reply[1])
 
     async def _call(self, interval_us: int, tolerance_us: int, pause_us: int) -> tuple[int, int]:
         """One run of the script, within ``timeout``; a reply of any other shape is a
@@ -335,28 +351,31 @@ class RedisLimiter:
             self._script(keys=self._keys, args=[interval_us, tolerance_us, pause_us, _CAP_US]),
             self._timeout,
         )
+        # redis-py's asyncio.wait_for (Python 3.11) may swallow a cancellation that lands as
+        # the send completes: raise it here rather than carry on granting slots.
+        raise_if_cancelling()
         try:
             return int(reply[0]), int(reply[1])
         except (TypeError, ValueError, IndexError, KeyError) as exc:
             raise _redis_errors.ResponseError(f"unexpected script reply {reply!r:.80}") from exc
 
-    def _heard(self, published: float, paused_us: int) -> None:
-        """Record what one script call said about the shared pause."""
-        if self._pending_pause_until == published:
-            self._pending_pause_until = 0.0  # Redis has it now
-        self._paused_until = self._clock() + paused_us / _MICROS if paused_us > 0 else 0.0
+    def _heard(self, paused_us: int) -> None:
+        """Learn the shared pause from one script call: a longer one (another process's)
+        extends what this process knows; a shorter one or none (Redis restarted empty, failed
+        over, or evicted the key) changes nothing: a pause this process knows holds it."""
+        if paused_us > 0:
+            self._paused_until = max(self._paused_until, self._clock() + paused_us / _MICROS)
 
     async def _ask(self) -> float | None:
         """One script call: seconds to wait (0: granted), or None when Redis is away and the
         fallback takes over."""
-        pending = self._pending_pause_until
-        pause_us = max(0, math.ceil((pending - self._clock()) * _MICROS))
+        pause_us = self._pause_to_send()
         try:
             wait_us, paused_us = await self._call(self._interval_us, self._tolerance_us, pause_us)
         except _UNAVAILABLE as exc:
             self._unavailable(exc)
             return None
-        self._heard(pending, paused_us)
+        self._heard(paused_us)
         if self._unavailable_until is not None:
             self._unavailable_until = None
             logger.warning("shared rate budget %s: Redis answers again; back on it", self._name)
@@ -367,6 +386,11 @@ class RedisLimiter:
     def _unavailable(self, exc: BaseException) -> None:
         """Raise RateBudgetUnavailableError, or (with a fallback) switch to it for a while."""
         reason = _describe(exc)
+        if isinstance(exc, RuntimeError):
+            reason += (
+                "; a redis.asyncio client serves the event loop it was first used in: create "
+                "it (and this limiter) inside the asyncio.run() that uses it"
+            )
         if self._fallback is None:
             raise RateBudgetUnavailableError(
                 f"the shared rate budget on Redis ({self._name}) could not be consulted "

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -12,8 +15,13 @@ from aiohttp import web
 
 from taskwatch import (
     APIError,
+    Client,
+    ClientClosedError,
+    ConfigurationError,
     ResponseFormatError,
     ServerError,
+    Task,
+    TaskwatchError,
     TransportError,
 )
 from taskwatch.testing import ScriptStep, SimulatedTaskAPI
@@ -276,3 +284,96 @@ async def test_concurrent_calls_share_one_pool(serve: ServeFactory) -> None:
             await asyncio.gather(*(client.get_task(TASK_HASH) for _ in range(10)))
         assert client.stats().requests == 50
     assert len(peers) <= 10  # connections were reused, not one per call
+
+
+# -- one Client, several event loops (each asyncio.run() makes a new one) ----------------------
+
+
+@pytest.fixture
+def threaded_server() -> Iterator[str]:
+    """A task server on its own thread and event loop, so that it outlives the test's
+    ``asyncio.run()`` calls; yields the base URL. It closes each connection after its answer
+    (a connection kept alive in a loop that has ended could only be left to the garbage
+    collector)."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def handle(request: web.Request) -> web.Response:
+        body = {**json.loads(BODY), "hash_value": request.match_info["task_hash"]}
+        body["status"] = {**body["status"], "is_done": True, "status": "completed"}
+        return web.json_response(body, headers={"Connection": "close"})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get(TASK_PATH, handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state["port"] = runner.addresses[0][1]
+        state["stop"] = stop = asyncio.Event()
+        state["loop"] = asyncio.get_running_loop()
+        ready.set()
+        await stop.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),))
+    thread.start()
+    assert ready.wait(10)
+    yield f"http://127.0.0.1:{state['port']}/v1"
+    state["loop"].call_soon_threadsafe(state["stop"].set)
+    thread.join(10)
+
+
+HASHES = [f"{n:032x}" for n in range(30)]
+
+
+def test_a_client_reused_in_a_second_asyncio_run_works(threaded_server: str) -> None:
+    """Each asyncio.run() is a new event loop; the Client's own session, its in-flight gate
+    and its limiter's queue belong to one loop, so the client moves to the new one."""
+    client = Client(SECRET, base_url=threaded_server, requests_per_minute=6000)
+
+    async def poll_many() -> list[Task]:  # more than the burst: callers queue in the limiter
+        return await asyncio.gather(*(client.get_task(h) for h in HASHES))
+
+    async def watch_some() -> list[Task]:
+        return [task async for task in client.watch_many(HASHES[:5]) if task.is_done]
+
+    async def close() -> None:
+        await client.aclose()
+
+    assert len(asyncio.run(poll_many())) == 30
+    assert len(asyncio.run(poll_many())) == 30
+    assert len(asyncio.run(watch_some())) == 5
+    assert (asyncio.run(client.wait(HASHES[0]))).is_done
+    asyncio.run(close())
+    assert client.stats().requests == 30 + 30 + 5 + 1
+    with pytest.raises(ClientClosedError):
+        asyncio.run(client.get_task(HASHES[0]))
+
+
+def test_a_callers_session_from_another_loop_is_a_clear_error(threaded_server: str) -> None:
+    box: dict[str, Any] = {}
+
+    async def first() -> Task:
+        box["session"] = aiohttp.ClientSession()
+        box["client"] = Client(SECRET, base_url=threaded_server, session=box["session"])
+        client: Client = box["client"]
+        return await client.get_task(HASHES[0])
+
+    async def second() -> Task:
+        client: Client = box["client"]
+        return await client.get_task(HASHES[1])
+
+    async def cleanup() -> None:
+        await box["client"].aclose()
+        await box["session"].close()
+
+    assert asyncio.run(first()).is_done
+    with pytest.raises(ConfigurationError) as caught:
+        asyncio.run(second())
+    asyncio.run(cleanup())
+    assert isinstance(caught.value, TaskwatchError)
+    assert caught.value.task_hash == HASHES[1]
+    assert "belongs to another event loop" in str(caught.value)
+    assert "inside the event loop that uses them" in str(caught.value)

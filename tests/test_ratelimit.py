@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time as time_module
+from typing import Any
 
+import aiohttp
 import pytest
 
 from taskwatch import Client, Limiter, RateLimiter
 from taskwatch._protocol import MAX_SERVER_WAIT, RateLimitInfo
 
-from .conftest import FakeTime
+from .conftest import SECRET, FakeTime
 
 
 def limiter_on(time: FakeTime, rpm: float | None = 60.0, **kwargs: float) -> RateLimiter:
@@ -95,7 +99,7 @@ async def test_pause_during_a_wait_requeues_behind_it() -> None:
     time = FakeTime(start=0.0)
     limiter = limiter_on(time, rpm=60.0)
     await limiter.acquire()  # t=0
-    waiter = asyncio.ensure_future(limiter.acquire())  # reserved for t=1
+    waiter = asyncio.ensure_future(limiter.acquire())  # asleep until its slot at t=1
     await asyncio.sleep(0)
     limiter.pause(10.0)  # a 429 arrives while it sleeps
     await waiter
@@ -243,3 +247,90 @@ async def test_a_client_uses_the_limiter_it_is_given() -> None:
     assert limiter.pauses == [0.0]  # the 429's Retry-After went to the limiter
     assert [info.limit for info in limiter.observed if info] == [90, 90, 90]
     assert stats.requests_per_minute == 12.0
+
+
+# -- a stalled event loop, over real sockets ---------------------------------------------------
+
+
+def most_in_any_window(times: list[float], seconds: float) -> int:
+    """The largest number of ``times`` inside one window ``[t, t + seconds)``."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(ordered):
+        while ordered[first] <= at - seconds:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+async def test_slots_that_fell_due_in_a_stall_are_not_spent_at_once() -> None:
+    """On a fake clock: 10 a second, burst 10, 40 callers; at t=1 the loop is blocked for
+    2 s. Afterwards the bucket allows its burst, then its pace: never the slots it missed."""
+    time = FakeTime(start=0.0)
+    limiter = limiter_on(time, rpm=600.0)
+
+    async def stall() -> None:
+        await time.sleep(1.0)
+        time.now += 2.0  # a synchronous call: the clock moves, nothing runs
+
+    granted, _ = await asyncio.gather(grant_times(limiter, time, 40), stall())
+    after = [at for at in granted if at >= 3.0]
+    at_once = len([at for at in after if at < 3.0 + 1e-9])
+    assert at_once == 10  # the burst, once
+    gaps = [b - a for a, b in itertools.pairwise(after[at_once - 1 :])]
+    assert gaps == pytest.approx([0.1] * len(gaps))  # then the pace
+    assert most_in_any_window(granted, 1.0) <= 20
+
+
+async def send_through_a_stall(limiter: Limiter) -> list[float]:
+    """Send 40 requests through ``limiter`` while the loop is blocked for 2 s (a synchronous
+    call) one second in; return when each request was sent."""
+    from taskwatch.testing import ScriptStep, SimulatedTaskAPI
+
+    sent: list[float] = []
+
+    async def on_request_start(*_: object) -> None:
+        sent.append(time_module.monotonic())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as api:
+        done = ScriptStep.done(0, "completed", total_results=1)
+        hashes = [api.add_task([done]) for _ in range(40)]
+        async with (
+            aiohttp.ClientSession(trace_configs=[trace]) as session,
+            Client(
+                SECRET, base_url=api.base_url, session=session, limiter=limiter, max_retries=0
+            ) as client,
+        ):
+            asyncio.get_running_loop().call_later(1.0, time_module.sleep, 2.0)  # the stall
+            await asyncio.gather(*(client.get_task(h) for h in hashes))
+    assert len(sent) == 40
+    assert max(b - a for a, b in itertools.pairwise(sorted(sent))) >= 1.9  # it did stall
+    return sent
+
+
+def assert_the_burst_held(sent: list[float], budget: str) -> None:
+    """At 10 a second with a burst of 10, the GCRA bound is burst + w * rate: 20 in any
+    second, 12 in any fifth of one (checked with one of margin)."""
+    per_second, per_fifth = most_in_any_window(sent, 1.0), most_in_any_window(sent, 0.2)
+    print(f"FIGURES stall, {budget}: {per_second} in 1 s, {per_fifth} in 0.2 s (10/s, burst 10)")
+    assert per_second <= 21
+    assert per_fifth <= 13
+
+
+async def test_a_stalled_loop_does_not_become_a_burst() -> None:
+    """Slots that fell due while the loop was blocked are not spent in a crowd afterwards:
+    the burst holds in every window, measured where requests are sent."""
+    assert_the_burst_held(await send_through_a_stall(RateLimiter(600)), "RateLimiter")
+
+
+async def test_a_stalled_loop_does_not_become_a_burst_on_redis(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    from taskwatch.redis import RedisLimiter
+
+    limiter = RedisLimiter(
+        redis_client, api_key=SECRET, prefix=redis_prefix, requests_per_minute=600
+    )
+    assert_the_burst_held(await send_through_a_stall(limiter), "RedisLimiter")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -425,3 +428,189 @@ def test_taskwatch_imports_without_redis_and_the_extra_is_named() -> None:
         done.stdout.strip()
         == "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
     )
+
+
+def test_a_limiter_reused_in_a_second_asyncio_run_queues_on_the_new_loop() -> None:
+    """The limiter's queue of callers belongs to one event loop; a second asyncio.run()
+    (with the Redis connections given back in between) queues afresh on its own loop."""
+    prefix = f"taskwatch-test-{uuid.uuid4().hex[:12]}"
+    box: dict[str, Any] = {}
+
+    async def first() -> None:
+        box["redis"] = connection = redis_asyncio.Redis.from_url(REDIS_URL, socket_timeout=5)
+        try:
+            await connection.ping()
+        except (redis.exceptions.RedisError, OSError):
+            await connection.aclose()
+            pytest.skip(f"no Redis server answers at {REDIS_URL}")
+        box["limiter"] = limiter_on(connection, prefix, requests_per_minute=6000)
+        await asyncio.gather(*(box["limiter"].acquire() for _ in range(5)))  # they queue
+        await connection.connection_pool.disconnect()
+
+    async def second() -> None:
+        connection = box["redis"]
+        try:
+            await asyncio.gather(*(box["limiter"].acquire() for _ in range(5)))
+            assert box["limiter"].waiting == 0
+        finally:
+            keys = [key async for key in connection.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await connection.delete(*keys)
+            await connection.aclose()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
+# -- Redis losing its state: a restart empty, a failover, an eviction ------------------------
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, without persistence, that it can restart empty."""
+
+    def __init__(self) -> None:
+        self.port = closed_port()
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        probe = redis_asyncio.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        try:
+            for _ in range(200):
+                try:
+                    await probe.ping()
+                    return
+                except (redis.exceptions.RedisError, OSError):
+                    await asyncio.sleep(0.02)
+            raise AssertionError("the private redis-server did not start")
+        finally:
+            await probe.aclose()
+
+    async def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            await asyncio.wait_for(self._process.wait(), 10)
+            self._process = None
+
+    async def restart(self) -> None:
+        """Stop and start again: every key is gone."""
+        await self.stop()
+        await self.start()
+
+    def connect(self) -> Any:
+        """A client that reconnects once after the server went away (as a failover needs)."""
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        return redis_asyncio.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_connect_timeout=1,
+            socket_timeout=2,
+            retry=Retry(NoBackoff(), 3),
+            retry_on_error=[redis.exceptions.ConnectionError],
+        )
+
+
+@pytest.fixture
+async def private_redis() -> AsyncIterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH")
+    server = PrivateRedis()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("loss", ["restart empty", "eviction"])
+async def test_a_pause_this_process_knows_survives_redis_losing_it(
+    private_redis: PrivateRedis, loss: str
+) -> None:
+    """A 429 with Retry-After: 2 is published; then Redis loses its state. The pause still
+    holds this process (the next request waits for it), and Redis has it again once it
+    answers, so other processes are held as well."""
+    connection = private_redis.connect()
+    other = private_redis.connect()
+    try:
+        limiter = limiter_on(connection, "lost", requests_per_minute=None)
+        theirs = limiter_on(other, "lost", requests_per_minute=None)
+        async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as sim:
+            first, second = sim.add_task([DONE]), sim.add_task([DONE])
+            sim.inject(Fault.rate_limited(2), times=1, task_hash=first)
+            async with fast_client(
+                sim.base_url, limiter=limiter, retry_initial_wait=0.01
+            ) as client:
+                retrying = asyncio.create_task(client.get_task(first))
+                await until(lambda: client.stats().rate_limited == 1)
+                await until(lambda: limiter.paused_for() > 0)
+                hit = time.monotonic()
+                assert await connection.exists(f"{limiter.name}:paused") == 1
+                if loss == "restart empty":
+                    await private_redis.restart()
+                else:
+                    await connection.delete(f"{limiter.name}:paused")
+                assert client.stats().paused_for > 1.5  # what the process knows
+                await client.get_task(second)
+                waited = time.monotonic() - hit
+                await retrying
+            requests = sim.stats.requests
+        assert waited >= 1.8, waited  # held by the pause, not sent 0.05 s later
+        assert requests == 3
+        # Published again as soon as Redis answered: another process was held too.
+        await limiter.pause(1.0)  # published, then lost again
+        if loss == "restart empty":
+            await private_redis.restart()
+        else:
+            await connection.delete(f"{limiter.name}:paused")
+        ours = asyncio.create_task(limiter.acquire())  # the first ask after the loss
+        await until(lambda: ours.done() or limiter.waiting == 1)
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await theirs.acquire()
+        assert time.monotonic() - started >= 0.5
+        await ours
+    finally:
+        await connection.aclose()
+        await other.aclose()
+
+
+# -- cancellation, when a library below swallows it -------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["watch_many", "wait"])
+async def test_cancelling_watches_on_a_redis_budget_never_hangs(
+    redis_client: Any, redis_prefix: str, how: str
+) -> None:
+    """redis-py's asyncio.wait_for (Python 3.11) can swallow a cancellation that lands as a
+    send completes; the watch must end anyway. Cancelled at random moments, 300 times: each
+    cancellation is over within 2 s and leaves nothing running."""
+    rng = random.Random(13)
+    running = [ScriptStep(at=0, status="running", total_results=1)]
+    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as sim:
+        hashes = [sim.add_task(running) for _ in range(20)]
+        limiter = limiter_on(redis_client, redis_prefix, requests_per_minute=None)
+        async with fast_client(sim.base_url, limiter=limiter) as client:
+
+            async def consume() -> None:
+                if how == "wait":
+                    await client.wait(hashes[0], min_interval=0.001, max_interval=0.002)
+                    return
+                async for _ in client.watch_many(hashes, min_interval=0.001, max_interval=0.002):
+                    pass
+
+            for round_number in range(300):
+                job = asyncio.ensure_future(consume())
+                await asyncio.sleep(rng.uniform(0.0, 0.02))
+                job.cancel()
+                finished, _ = await asyncio.wait([job], timeout=2.0)
+                assert finished, f"round {round_number}: the cancelled watch kept running"
+                assert job.cancelled()
+                assert client.stats().live_watches == 0
+                assert limiter.waiting == 0

@@ -1,0 +1,73 @@
+"""Cancellation that does not depend on the libraries below honouring it (taskwatch._cancel),
+with tasks that swallow a cancellation the way a library can."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+
+import pytest
+
+from taskwatch._cancel import cancel_and_wait, raise_if_cancelling
+
+
+async def swallowing(times: int, stop: asyncio.Event) -> None:
+    """Swallow the first ``times`` cancellations (as a library may), then honour them."""
+    swallowed = 0
+    while not stop.is_set():
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            if swallowed == times:
+                raise
+            swallowed += 1
+            if sys.version_info >= (3, 11):
+                current = asyncio.current_task()
+                assert current is not None
+                current.uncancel()  # as a library that loses the error leaves it
+
+
+async def test_a_swallowed_cancellation_is_repeated_until_the_task_ends() -> None:
+    stop = asyncio.Event()
+    tasks = [asyncio.ensure_future(swallowing(n, stop)) for n in range(4)]
+    await asyncio.sleep(0)
+    await cancel_and_wait(tasks, recancel_every=0.02, bound=5.0)
+    assert all(task.cancelled() for task in tasks)
+
+
+async def test_the_clean_up_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    stop = asyncio.Event()
+    stubborn = asyncio.ensure_future(swallowing(10**6, stop))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with caplog.at_level(logging.WARNING, logger="taskwatch"):
+        await cancel_and_wait([stubborn], recancel_every=0.02, bound=0.2)
+    assert loop.time() - started < 1.0
+    assert not stubborn.done()
+    assert any("still running" in record.getMessage() for record in caplog.records)
+    stop.set()
+    await stubborn
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is 3.11+")
+async def test_raise_if_cancelling_raises_only_while_a_cancellation_is_pending() -> None:
+    raise_if_cancelling()  # nothing pending: nothing raised
+    reached: list[str] = []
+
+    async def victim() -> None:
+        # Swallowed below, as redis-py's wait_for may: the task is still cancelling.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        reached.append("after the swallow")
+        raise_if_cancelling()
+        reached.append("carried on")
+
+    task = asyncio.ensure_future(victim())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reached == ["after the swallow"]
