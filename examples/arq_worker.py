@@ -103,7 +103,11 @@ async def main() -> None:
         try:
             watches = [await pool.enqueue_job("watch_task", h) for h in api.add_random_tasks(6)]
             outcomes = [await job.result(poll_delay=0.1) for job in watches if job]
-            follow_ups = [Job(o["follow_up"], pool) for o in outcomes if o["follow_up"]]
+            # A Job looks for its job in arq's default queue unless told the queue: without
+            # it, a follow-up still queued or running reads as "not in queue".
+            follow_ups = [
+                Job(o["follow_up"], pool, _queue_name=queue) for o in outcomes if o["follow_up"]
+            ]
             results = [await job.result(poll_delay=0.1) for job in follow_ups]
             print(
                 f"{len(outcomes)} tasks watched, {len(results)} completed and processed "
