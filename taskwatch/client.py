@@ -393,6 +393,8 @@ class Client:
         (the limiter's RateBudgetUnavailableError and ClientClosedError know no hash)."""
         try:
             try:
+                if self._key_proven and asyncio.get_running_loop() is self._loop:
+                    return await self._send(url, task_hash)
                 return await self._attempt(url, task_hash)
             except _TRANSIENT as exc:
                 if self._max_retries == 0 or not _is_transient(exc):
@@ -434,28 +436,25 @@ class Client:
                 outcome.exception(),
             )
 
-    async def _attempt(self, url: URL, task_hash: str) -> Task:
-        if asyncio.get_running_loop() is not self._loop:
+    async def _before_attempt(self, task_hash: str) -> asyncio.Future[None] | None:
+        """What an attempt does first, off the common path: move to a new event loop, fail
+        fast on a refused key, and, until an answer shows the API accepts the key, let one
+        attempt at a time through (a refused key costs one request however many watches
+        start at once). Returns the future to resolve once the answer is in when this attempt
+        is the one that may prove the key, else None."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
             await self._adopt_loop(task_hash)
-        if self._refused is not None:
-            raise self._refusal(task_hash)
-        if self._key_proven:
-            return await self._send(url, task_hash)
-        # Until one answer shows the API accepts the key, one attempt at a time: a refused
-        # key costs one request, however many watches start at once.
-        while not self._key_proven:
-            probe = self._probe
-            if probe is None:
-                probe = self._probe = asyncio.get_running_loop().create_future()
-                try:
-                    return await self._send(url, task_hash)
-                finally:
-                    self._probe = None
-                    probe.set_result(None)
-            await asyncio.wait([probe])  # never cancels the probe itself
+        while True:
             if self._refused is not None:
                 raise self._refusal(task_hash)
-        return await self._send(url, task_hash)
+            if self._key_proven:
+                return None
+            probe = self._probe
+            if probe is None:
+                probe = self._probe = loop.create_future()
+                return probe
+            await asyncio.wait([probe])  # never cancels the probe itself
 
     async def _adopt_loop(self, task_hash: str) -> None:
         """Serve the running event loop from now on. A session, its connections and every
@@ -509,6 +508,17 @@ class Client:
         if session is None or session.closed or self._closed:
             session = self._get_session()
         return session
+
+    async def _attempt(self, url: URL, task_hash: str) -> Task:
+        """One attempt in any state of the client (``_fetch`` calls ``_send`` itself on the
+        common path: the key accepted, on the same event loop)."""
+        probe = await self._before_attempt(task_hash)
+        try:
+            return await self._send(url, task_hash)
+        finally:
+            if probe is not None:
+                self._probe = None
+                probe.set_result(None)
 
     async def _send(self, url: URL, task_hash: str) -> Task:
         # The gate first, the budget second: a request that had to wait for a free
@@ -623,6 +633,7 @@ class Client:
             self._server_errors += 1
         elif isinstance(error, AuthenticationError) and self._refused is None:
             self._refused = error  # every later call fails fast, without a request
+            self._key_proven = False  # off the common path, onto the one that refuses
         return error
 
     # -- telemetry -------------------------------------------------------------------------
