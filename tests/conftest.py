@@ -39,6 +39,36 @@ from aiohttp.test_utils import TestServer
 import taskwatch
 from taskwatch.testing import SimulatedTaskAPI
 
+# The event loop the suite runs on: asyncio's own by default; TASKWATCH_TEST_LOOP=uvloop runs
+# every test (and the loops the tests create themselves) on uvloop instead.
+TEST_LOOP = os.environ.get("TASKWATCH_TEST_LOOP", "asyncio")
+_TEST_LOOPS = ("asyncio", "uvloop")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the event loop policy TASKWATCH_TEST_LOOP asks for, before any loop exists.
+
+    pytest-asyncio creates each test's loop from the current policy, and so do
+    ``asyncio.run`` and ``asyncio.new_event_loop`` in the tests themselves.
+    """
+    if TEST_LOOP not in _TEST_LOOPS:
+        raise pytest.UsageError(
+            f"TASKWATCH_TEST_LOOP={TEST_LOOP!r}: expected one of {', '.join(_TEST_LOOPS)}"
+        )
+    if TEST_LOOP == "uvloop":
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise pytest.UsageError(
+                "TASKWATCH_TEST_LOOP=uvloop needs uvloop: pip install uvloop"
+            ) from exc
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"event loop: {TEST_LOOP} (TASKWATCH_TEST_LOOP)"
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 TASK_HASH = "c5e29d2aba8b77cdc56391e7405302de"
 SECRET = "sk-test-0123456789abcdef-DO-NOT-LEAK"
