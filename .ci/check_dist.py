@@ -21,6 +21,8 @@ SDIST_NEEDS = [
     "taskwatch/py.typed",
     "tests/conftest.py",
     "examples",
+    "docs",
+    "mkdocs.yml",
 ]
 
 

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats"]
 
 DEFAULT_BASE_URL = "https://api.lobstr.io/v1"
+"""The API root a Client talks to unless given ``base_url``."""
 
 logger = logging.getLogger("taskwatch")
 
@@ -195,9 +196,10 @@ class Client:
             requests per call); 0 disables retries.
         requests_per_minute: the client-side cap shared by all calls (default 90, the documented
             limit of /v1/tasks); None for no cap.
-        retry_initial_wait / retry_max_wait: the exponential backoff between retries, in seconds
-            (jittered; a server's ``Retry-After`` of at most 120 s takes precedence, a longer
-            one is ignored).
+        retry_initial_wait: the first wait of the exponential backoff between retries, in
+            seconds (jittered; a server's ``Retry-After`` of at most 120 s takes precedence, a
+            longer one is ignored).
+        retry_max_wait: the longest wait of that backoff, in seconds.
         allow_insecure_http: allow ``http://`` to a host other than loopback (the key would
             travel in clear text); refused by default.
         limiter: the rate budget to use instead of a ``RateLimiter(requests_per_minute)`` of
@@ -363,13 +365,14 @@ class Client:
 
         Raises:
             InvalidTaskHashError: the hash is not one safe path segment (nothing is sent).
-            AuthenticationError, PermissionDeniedError, NotFoundError, BadRequestError,
-            APIError: a permanent error, raised after exactly one request. A 401 refuses the
-                key, so it holds for the whole client: from then on every call raises
-                AuthenticationError at once, without a request (make a new Client with a
-                valid key). Until a first answer shows the key is accepted, the client sends
-                one attempt at a time, so a refused key costs one request.
-            RateLimitError, ServerError, TransportError, ResponseFormatError: after the retries.
+            APIError: a permanent error (``AuthenticationError``, ``PermissionDeniedError``,
+                ``NotFoundError``, ``BadRequestError``, ...), raised after exactly one request.
+                A 401 refuses the key, so it holds for the whole client: from then on every
+                call raises AuthenticationError at once, without a request (make a new Client
+                with a valid key). Until a first answer shows the key is accepted, the client
+                sends one attempt at a time, so a refused key costs one request.
+            TaskwatchError: ``RateLimitError``, ``ServerError``, ``TransportError`` or
+                ``ResponseFormatError``, after the retries.
             ClientClosedError: the client is closed.
         """
         url = self._urls.get(task_hash)

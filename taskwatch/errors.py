@@ -50,7 +50,12 @@ __all__ = [
 
 
 class TaskwatchError(Exception):
-    """Base class of every error taskwatch raises on purpose."""
+    """Base class of every error taskwatch raises on purpose.
+
+    Attributes:
+        message: what went wrong (also ``str(error)``); never holds the API key.
+        task_hash: the task the error is about, when it is about one.
+    """
 
     task_hash: str | None
 

@@ -145,6 +145,15 @@ class ScriptStep:
     no results. The fields map one to one onto the ``status`` object of the API's task
     body. ``errors`` may be ``None``, a string or a JSON object. ``is_active`` is reported
     as ``not is_done`` unless set explicitly.
+
+    Attributes:
+        at: the simulated second (since the task was added) this step starts at.
+        status: the task's ``status.status`` (``pending``, ``running``, ``completed``, ...).
+        total_results / total_pages: the progress counters.
+        is_done: the task has stopped (use ``ScriptStep.done`` for a terminal step).
+        done_reason: why it stopped, when it has.
+        has_errors / errors: the error flag and details, as the API reports them.
+        is_active: the task body's ``is_active`` (default: ``not is_done``).
     """
 
     at: float = attrs.field(converter=float, validator=_check_non_negative)
@@ -231,6 +240,16 @@ class Fault:
     rate-limit window and in :attr:`SimulatedTaskAPI.stats`. The "delivery" faults
     (:meth:`delay`, :meth:`truncated`, :meth:`large`, :meth:`slow_drip`) deliver the
     response the request would normally get (a 200 for a known task and a valid key).
+
+    Attributes:
+        kind: which failure (one of ``FaultKind``).
+        code: the status to answer (``status``, ``rate_limited``, ``malformed``, ``redirect``).
+        body: the body those kinds send.
+        content_type: the Content-Type of that body (None: no header).
+        headers: extra response headers, as (name, value) pairs.
+        seconds: how long to wait (``delay``) or to spread the body over (``slow_drip``).
+        chunks: how many pieces ``slow_drip`` sends the body in.
+        nbytes: about how many bytes ``large`` pads the body to.
     """
 
     kind: FaultKind = attrs.field(validator=attrs.validators.in_(_FAULT_KINDS))
