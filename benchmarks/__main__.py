@@ -2,7 +2,8 @@
 
 ``--quick`` runs short versions (under a minute in all) that only check that each benchmark
 works; CI runs them. The full run takes several minutes and writes JSON results to
-benchmarks/results/.
+benchmarks/results/ and its figures to docs/images/ (the quick run's go to
+benchmarks/results/; see benchmarks/plots.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs that check they work")
     args = parser.parse_args()
     overhead.report(asyncio.run(overhead.run(args.quick)), args.quick)
-    scale.main(["--quick"] if args.quick else [])
+    scale.main(["--sweep", "--quick"] if args.quick else ["--sweep"])
     freshness.main(["--quick"] if args.quick else [])
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import taskwatch
 
+from . import plots
 from ._common import say, table, verdict, write_result
 from ._sim_server import SimProcess
 
@@ -289,6 +290,8 @@ def report(one: dict[str, Any], two: dict[str, Any], quick: bool) -> None:
     write_result(
         "freshness-quick" if quick else "freshness", {"queue_like": one, "binding_budget": two}
     )
+    path = plots.requests_vs_delay(one, plots.images_dir(quick) / "requests-vs-delay.png")
+    say(f"figure: {path}")
 
 
 async def run(quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,10 +1,14 @@
 """Benchmark 2: watch_many over thousands of simulated tasks that finish at random times.
 
-    python -m benchmarks.scale [--quick] [--tasks N]
+    python -m benchmarks.scale [--quick] [--tasks N] [--sweep]
 
 The simulated API runs in its own process. Reports the client's peak extra RSS (MB and bytes
 per watched task), the peak number of live asyncio tasks, total requests, client CPU per
 request, and checks that every task's terminal snapshot arrived exactly once.
+
+``--sweep`` first measures smaller sizes, each in a fresh process of its own (so that no
+run reuses memory an earlier one freed), and draws peak extra RSS against the number of
+watches (benchmarks.plots.memory_vs_watches).
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any
 
 import taskwatch
 
-from ._common import say, table, verdict, write_result
+from . import plots
+from ._common import RESULTS, say, table, verdict, write_result
 from ._sim_server import SimProcess
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -89,7 +97,7 @@ async def run(tasks: int, speed: float) -> dict[str, Any]:
     }
 
 
-def report(result: dict[str, Any], quick: bool) -> None:
+def report(result: dict[str, Any], quick: bool, name: str | None = None) -> None:
     n = result["tasks"]
     say(f"\nScale: watch_many over {n} simulated tasks (server in its own process)")
     rss_target = 50 * n / 10_000  # 50 MB for 10,000 watches, pro rata
@@ -115,19 +123,42 @@ def report(result: dict[str, Any], quick: bool) -> None:
         ("wall time", f"{result['wall_s']:.1f} s", ""),
     ]
     say(table(rows, ["figure", "measured", "target"]))
-    write_result("scale-quick" if quick else "scale", result)
+    write_result(name or ("scale-quick" if quick else "scale"), result)
+
+
+def _sweep(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
+    """Measure each size in a fresh process; their results."""
+    results = []
+    for size in sizes:
+        name = f"scale-{size}" + ("-quick" if quick else "")
+        command = [sys.executable, "-m", "benchmarks.scale", "--tasks", str(size)]
+        command += ["--quick"] * quick + ["--result-name", name]
+        subprocess.run(command, check=True)
+        results.append(json.loads((RESULTS / f"{name}.json").read_text()))
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run that checks it works")
     parser.add_argument("--tasks", type=int, default=None)
+    parser.add_argument(
+        "--sweep", action="store_true", help="also smaller sizes, and the memory figure"
+    )
+    parser.add_argument("--result-name", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     tasks = args.tasks or (500 if args.quick else 10_000)
+    smaller = [tasks // 10, tasks // 4, tasks // 2] if args.sweep else []
+    swept = _sweep(smaller, args.quick)
     result = asyncio.run(run(tasks, speed=20.0 if args.quick else 2.0))
-    report(result, args.quick)
+    report(result, args.quick, args.result_name)
     if not result["terminal_exactly_once"]:
         raise SystemExit("a terminal snapshot was lost or repeated")
+    if args.sweep:
+        path = plots.memory_vs_watches(
+            [*swept, result], plots.images_dir(args.quick) / "memory-vs-watches.png"
+        )
+        say(f"figure: {path}")
 
 
 if __name__ == "__main__":
