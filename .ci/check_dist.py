@@ -1,7 +1,8 @@
 """Check the built distributions in DIST: ``python .ci/check_dist.py dist``.
 
 The wheel must hold exactly the package's tracked files (its modules and ``py.typed``) plus
-its ``.dist-info``; the sdist must hold everything the tests need to run from it.
+its ``.dist-info``; the sdist must hold everything the tests need to run from it (the
+README's test command reads .ci/run, the documentation tests read docs/ and mkdocs.yml).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SDIST_NEEDS = [
     "examples",
     "docs",
     "mkdocs.yml",
+    ".ci/run",
 ]
 
 
