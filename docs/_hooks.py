@@ -25,7 +25,8 @@ import griffe
 sys.path.insert(0, str(Path(__file__).parent))
 from _griffe_rst import ReadRst
 
-PUBLIC_MODULES = ("taskwatch", "taskwatch.testing", "taskwatch.redis")
+# A name that an earlier module re-exports is documented once, under that module.
+PUBLIC_MODULES = ("taskwatch", "taskwatch.testing", "taskwatch.redis", "taskwatch.models")
 
 log = logging.getLogger("mkdocs.hooks.taskwatch")
 
@@ -47,8 +48,9 @@ def _described(obj: Any) -> set[str]:
 
 
 def public_names() -> dict[str, Any]:
-    """Every public object, by its documented path (``taskwatch.Client.watch``)."""
+    """Every public object, by its documented path (``taskwatch.Client``), each once."""
     found: dict[str, Any] = {}
+    targets: set[str] = set()
     for module_path in PUBLIC_MODULES:
         module = griffe.load(
             module_path,
@@ -59,7 +61,10 @@ def public_names() -> dict[str, Any]:
         )
         for name in module.exports or ():
             obj = module.members[name]
-            found[f"{module_path}.{name}"] = obj.final_target if obj.is_alias else obj
+            target = obj.final_target if obj.is_alias else obj
+            if target.path not in targets:
+                targets.add(target.path)
+                found[f"{module_path}.{name}"] = target
     return found
 
 
