@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -49,7 +48,7 @@ from ._outcome import (
     exit_code_for,
     succeeded,
 )
-from ._parsing import UsageError, build_parser, check, read_hashes
+from ._parsing import UsageError, build_parser, check, read_hashes, silence_stdout
 
 __all__ = [
     "EXIT_AUTH",
@@ -76,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return EXIT_BROKEN_PIPE
 
 
@@ -183,12 +182,3 @@ def _completion(parser: argparse.ArgumentParser, shell: str) -> int:
         return EXIT_ERROR
     print(shtab.complete(parser, shell=shell), flush=True)
     return EXIT_OK
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe: point stdout at /dev/null, so that the interpreter's final flush
-    does not fail again and print 'Exception ignored'."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)

@@ -8,13 +8,14 @@ one line on stderr) and nothing is sent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from typing import IO, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn
 
 from .. import _protocol
 from .._dialects import DIALECTS
@@ -23,6 +24,9 @@ from ..client import DEFAULT_BASE_URL
 from ..errors import InvalidTaskHashError
 from ._display import inert
 from ._outcome import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["UsageError", "build_parser", "check", "read_hashes"]
 
@@ -47,6 +51,23 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(EXIT_USAGE)
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        # Help for a reader already gone (``--help | head``) ends quietly, on every Python
+        # (argparse itself ignores the error only from 3.11 on).
+        try:
+            super().print_help(file)
+        except BrokenPipeError:
+            silence_stdout()
+
+
+def silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null, so that the interpreter's final flush
+    does not fail again and print 'Exception ignored'."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _number(text: str, *, low: float, high: float = math.inf, what: str = "") -> float:
