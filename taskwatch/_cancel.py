@@ -14,12 +14,15 @@ happened. Two defences:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
 
 logger = logging.getLogger("taskwatch")
+
+_T = TypeVar("_T")
 
 #: Seconds between two cancellations of a task that is still running.
 RECANCEL_EVERY = 0.05
@@ -36,10 +39,56 @@ if sys.version_info >= (3, 11):
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
 
-else:  # pragma: no cover - Python 3.10 has no Task.cancelling(); cancel_and_wait still helps
+    async def within(call: Awaitable[_T], seconds: float) -> _T:
+        """Await ``call``, or raise TimeoutError after ``seconds``; a cancellation that
+        ``call`` swallows is raised on return (see ``raise_if_cancelling``)."""
+        async with asyncio.timeout(seconds):
+            result = await call
+        raise_if_cancelling()
+        return result
+
+else:  # pragma: no cover - exercised on Python 3.10 only
 
     def raise_if_cancelling() -> None:
-        """Nothing to check on Python 3.10 (no ``Task.cancelling()``)."""
+        """Nothing to check on Python 3.10 (no ``Task.cancelling()``): ``within`` guards the
+        calls that need it."""
+
+    async def within(call: Awaitable[_T], seconds: float) -> _T:
+        """Await ``call``, or raise TimeoutError after ``seconds``. Python 3.10 cannot tell
+        that a cancellation was swallowed below, so ``call`` runs as its own task and this
+        one waits on a plain future, which a cancellation always reaches: the caller is
+        cancelled whatever ``call`` does with it (``call`` is then cancelled too, and given
+        a moment to end)."""
+        loop = asyncio.get_running_loop()
+        job = asyncio.ensure_future(call)
+        woken: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        job.add_done_callback(wake)
+        timer = loop.call_later(seconds, wake)
+        try:
+            await woken
+        except asyncio.CancelledError:
+            await _end(job)
+            raise
+        finally:
+            timer.cancel()
+            job.remove_done_callback(wake)
+        if not job.done():
+            await _end(job)
+            raise asyncio.TimeoutError
+        return job.result()
+
+    async def _end(job: asyncio.Future[Any]) -> None:
+        """Cancel ``job`` and wait (a moment at most) for it to end; its outcome is moot."""
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({job}, timeout=RECANCEL_EVERY * 10)
+        if job.done() and not job.cancelled():
+            job.exception()  # retrieved: the caller has moved on
 
 
 async def cancel_and_wait(

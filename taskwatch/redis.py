@@ -53,7 +53,6 @@ import asyncio
 import hashlib
 import logging
 import math
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -66,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "taskwatch.redis needs redis-py: pip install 'lobstr-taskwatch[redis]'"
     ) from exc
 
-from ._cancel import raise_if_cancelling
+from ._cancel import within
 from ._config import resolve_api_key
 from ._protocol import MAX_SERVER_WAIT, RateLimitInfo, reset_wait
 from .errors import ConfigurationError, RateBudgetUnavailableError
@@ -347,13 +346,12 @@ class RedisLimiter:
     async def _call(self, interval_us: int, tolerance_us: int, pause_us: int) -> tuple[int, int]:
         """One run of the script, within ``timeout``; a reply of any other shape is a
         ``redis.exceptions.ResponseError``."""
-        reply: Any = await _within(
+        # redis-py's asyncio.wait_for may swallow a cancellation that lands as the send
+        # completes: `within` raises it rather than carry on granting slots.
+        reply: Any = await within(
             self._script(keys=self._keys, args=[interval_us, tolerance_us, pause_us, _CAP_US]),
             self._timeout,
         )
-        # redis-py's asyncio.wait_for (Python 3.11) may swallow a cancellation that lands as
-        # the send completes: raise it here rather than carry on granting slots.
-        raise_if_cancelling()
         try:
             return int(reply[0]), int(reply[1])
         except (TypeError, ValueError, IndexError, KeyError) as exc:
@@ -405,20 +403,6 @@ class RedisLimiter:
                 self._recheck_after,
             )
         self._unavailable_until = self._clock() + self._recheck_after
-
-
-if sys.version_info >= (3, 11):
-
-    async def _within(call: Awaitable[Any], seconds: float) -> Any:
-        """Await ``call``, or raise TimeoutError after ``seconds`` (without the extra task per
-        call that ``asyncio.wait_for`` creates before Python 3.12)."""
-        async with asyncio.timeout(seconds):
-            return await call
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _within(call: Awaitable[Any], seconds: float) -> Any:
-        return await asyncio.wait_for(call, seconds)
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from taskwatch._cancel import cancel_and_wait, raise_if_cancelling
+from taskwatch._cancel import cancel_and_wait, raise_if_cancelling, within
 
 
 async def swallowing(times: int, stop: asyncio.Event) -> None:
@@ -71,3 +71,33 @@ async def test_raise_if_cancelling_raises_only_while_a_cancellation_is_pending()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert reached == ["after the swallow"]
+
+
+async def test_within_ends_its_caller_when_the_call_swallows_the_cancellation() -> None:
+    """What redis-py's wait_for may do, on every Python: the call returns normally after
+    the cancellation; the caller of ``within`` still ends cancelled, promptly."""
+
+    async def swallows_then_returns() -> str:
+        # As wait_for does when its inner call completes in the same step: the error is
+        # dropped (the task's cancellation count stays raised on 3.11+).
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        return "a result after the cancellation"
+
+    carried_on: list[str] = []
+
+    async def caller() -> None:
+        carried_on.append(await within(swallows_then_returns(), 5.0))
+
+    task = asyncio.ensure_future(caller())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2.0)
+    assert carried_on == []
+
+
+async def test_within_times_out_and_returns_results() -> None:
+    assert await within(asyncio.sleep(0, "ok"), 1.0) == "ok"
+    with pytest.raises(asyncio.TimeoutError):
+        await within(asyncio.sleep(10), 0.05)
