@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from . import freshness, overhead, scale
+from . import budget, freshness, idle, overhead, scale
 
 
 def main() -> None:
@@ -20,7 +20,9 @@ def main() -> None:
     args = parser.parse_args()
     overhead.report(asyncio.run(overhead.run(args.quick)), args.quick)
     scale.main(["--sweep", "--quick"] if args.quick else ["--sweep"])
+    idle.main(["--quick"] if args.quick else [])
     freshness.main(["--quick"] if args.quick else [])
+    budget.main(["--quick"] if args.quick else [])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The simulated task API in its own process, for benchmarks.
 
-    python -m benchmarks._sim_server --workload random|queue --tasks N --seed S --speed X
-        [--rate-limit R --rate-window W]
+    python -m benchmarks._sim_server --workload random|queue|budget --tasks N --seed S --speed X
+        [--rate-limit R --rate-window W] [--horizon H]
+
+``budget`` keeps N tasks live for H simulated seconds, each finished task followed by a new
+one (``_workloads.budget_mix``); each task's line also gives its creation time and its events.
 
 Prints one line ``PORT <port> <api_key> <clock anchor>`` then one JSON line per task
 (``{"hash": ..., "changes": [[sim_time, total_results, is_done], ...]}``), then ``READY``;
@@ -21,7 +24,7 @@ import time
 
 from taskwatch.testing import SimulatedTaskAPI
 
-from ._workloads import changes, queue_like
+from ._workloads import budget_mix, changes, events, queue_like
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -36,7 +39,12 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     rng = random.Random(args.seed)
     scripts = {}
-    for _ in range(args.tasks):
+    created: dict[str, float] = {}
+    if args.workload == "budget":
+        for at, steps in budget_mix(rng, args.tasks, args.horizon):
+            task_hash = api.add_task(steps)
+            scripts[task_hash], created[task_hash] = steps, at
+    for _ in range(args.tasks if args.workload != "budget" else 0):
         if args.workload == "queue":
             steps = queue_like(
                 rng, (args.pending_min, args.pending_max), (args.running_min, args.running_max)
@@ -49,7 +57,11 @@ async def _serve(args: argparse.Namespace) -> None:
     out = sys.stdout
     out.write(f"PORT {api.base_url.rsplit(':', 1)[1].split('/')[0]} {api.api_key} {anchor}\n")
     for task_hash, steps in scripts.items():
-        out.write(json.dumps({"hash": task_hash, "changes": changes(steps)}) + "\n")
+        record: dict[str, object] = {"hash": task_hash, "changes": changes(steps)}
+        if task_hash in created:
+            record["created"] = created[task_hash]
+            record["events"] = events(steps)
+        out.write(json.dumps(record) + "\n")
     out.write("READY\n")
     out.flush()
     loop = asyncio.get_running_loop()
@@ -61,7 +73,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workload", choices=["random", "queue"], default="random")
+    parser.add_argument("--workload", choices=["random", "queue", "budget"], default="random")
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--speed", type=float, default=1.0)
@@ -71,6 +83,7 @@ def main() -> None:
     parser.add_argument("--pending-max", type=float, default=900.0)
     parser.add_argument("--running-min", type=float, default=30.0)
     parser.add_argument("--running-max", type=float, default=120.0)
+    parser.add_argument("--horizon", type=float, default=3000.0, help="budget: seconds of tasks")
     asyncio.run(_serve(parser.parse_args()))
 
 
@@ -100,11 +113,16 @@ class SimProcess:
         self._anchor = float(first[3])
         self.speed = float(args[args.index("--speed") + 1]) if "--speed" in args else 1.0
         self.changes: dict[str, list[tuple[float, int, bool]]] = {}
+        self.created: dict[str, float] = {}
+        self.events: dict[str, list[tuple[float, str, int]]] = {}
         for line in self._process.stdout:
             if line.strip() == "READY":
                 break
             record = json.loads(line)
             self.changes[record["hash"]] = [tuple(c) for c in record["changes"]]
+            if "created" in record:
+                self.created[record["hash"]] = record["created"]
+                self.events[record["hash"]] = [tuple(e) for e in record["events"]]
 
     def sim_now(self) -> float:
         return (time.monotonic() - self._anchor) * self.speed

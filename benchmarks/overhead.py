@@ -27,16 +27,21 @@ from ._common import median, say, table, verdict, write_result
 from ._server import ServerProcess
 
 TASK_HASH = "c5e29d2aba8b77cdc56391e7405302de"
-Call = Callable[[], Awaitable[Any]]
+# Each concurrent caller asks for a hash of its own: taskwatch would share one request among
+# concurrent calls on one hash, which would measure coalescing, not the cost of a request.
+Call = Callable[[str], Awaitable[Any]]
+
+
+def _hash(caller: int) -> str:
+    return f"{caller:02x}" + TASK_HASH[2:]
 
 
 async def _raw_aiohttp(stack: AsyncExitStack, base_url: str) -> Call:
     session = await stack.enter_async_context(aiohttp.ClientSession())
-    url = f"{base_url}/tasks/{TASK_HASH}"
     headers = {"Authorization": "Token bench-key"}
 
-    async def call() -> Any:
-        async with session.get(url, headers=headers) as response:
+    async def call(task_hash: str) -> Any:
+        async with session.get(f"{base_url}/tasks/{task_hash}", headers=headers) as response:
             return await response.json()
 
     return call
@@ -50,8 +55,8 @@ async def _taskwatch(
         taskwatch.Client("bench-key", base_url=base_url, requests_per_minute=None, limiter=limiter)
     )
 
-    async def call() -> Any:
-        return await client.get_task(TASK_HASH)
+    async def call(task_hash: str) -> Any:
+        return await client.get_task(task_hash)
 
     return call
 
@@ -87,8 +92,8 @@ async def _lobstrio_sdk(stack: AsyncExitStack, base_url: str) -> Call | None:
     client = AsyncLobstrClient(token="bench-key", base_url=base_url + "/")
     stack.push_async_callback(client.close)
 
-    async def call() -> Any:
-        return await client.tasks.get(TASK_HASH)
+    async def call(task_hash: str) -> Any:
+        return await client.tasks.get(task_hash)
 
     return call
 
@@ -109,13 +114,13 @@ async def _measure(call: Call, calls: int, concurrency: int) -> tuple[float, flo
     """(client CPU µs per call, wall µs per call)."""
     per_caller = calls // concurrency
 
-    async def caller() -> None:
+    async def caller(task_hash: str) -> None:
         for _ in range(per_caller):
-            await call()
+            await call(task_hash)
 
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     done = per_caller * concurrency
     return cpu / done * 1e6, wall / done * 1e6
@@ -132,8 +137,8 @@ async def run(quick: bool) -> dict[str, Any]:
                 if call is None:
                     say(f"({name}: {_NOT_AVAILABLE[name]})")
                     continue
-                for _ in range(50):  # warm up: connections, caches, first-call imports
-                    await call()
+                for n in range(50):  # warm up: connections, caches, first-call imports
+                    await call(_hash(n))
                 clients[name] = call
             for mode, concurrency in (("sequential", 1), ("50 concurrent", 50)):
                 samples: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}

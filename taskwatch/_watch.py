@@ -7,9 +7,11 @@ aborted and failed tasks all end a watch normally.
 
 Polling: ``min_interval`` after the start and after each change (a change of key or of
 ``status.status``), growing while nothing changes up to ``max_interval`` (see ``_policy``).
-Every poll goes through the client's shared rate budget and its retry rules: transient
-failures are retried (``max_retries`` consecutive ones are allowed per poll), permanent ones
-raise at once.
+The client's scheduler (``_scheduler``) owns every poll: watches of one hash on one client
+share one stream of polls, and when the rate budget binds, its slots go to the due watches
+most likely to hold an unseen change (``_priority``). Every poll follows the client's retry
+rules: transient failures are retried (``max_retries`` consecutive ones are allowed per
+poll), permanent ones raise at once.
 
 Breaking out of ``async for`` early: wrap the generator in ``contextlib.aclosing`` so that it is
 closed at once rather than when it is garbage collected::
@@ -24,23 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 
 from . import _policy, _protocol
 from ._cancel import cancel_and_wait
+from ._scheduler import Mailbox, Scheduler, Subscriber, within
 from .errors import TaskFailedError, TaskwatchError, WatchTimeout
-from .models import Task, TaskState
-
-if TYPE_CHECKING:
-    from yarl import URL
-
-    from .client import Client
+from .models import Task
 
 __all__ = ["wait_task", "watch_many", "watch_task"]
-
-_T = TypeVar("_T")
 
 OnError = Callable[[str, TaskwatchError], object]
 
@@ -50,20 +44,8 @@ def _check_timeout(timeout: float | None) -> None:
         raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
 
 
-if sys.version_info >= (3, 11):
-
-    async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
-        async with asyncio.timeout(seconds):
-            return await awaitable
-
-else:  # pragma: no cover - exercised on 3.10 only
-
-    async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
-        return await asyncio.wait_for(awaitable, seconds)
-
-
 def watch_task(
-    client: Client,
+    scheduler: Scheduler,
     task_hash: str,
     *,
     min_interval: float = 1.0,
@@ -81,142 +63,54 @@ def watch_task(
         APIError, TransportError, ResponseFormatError: a permanent error, or a transient one
             that persisted through the client's retries.
     """
-    url = _protocol.task_url(client._base_url, task_hash)
+    scheduler.validate(task_hash)
     _policy.check_intervals(min_interval, max_interval)
     _check_timeout(timeout)
-    client._check_open()
-    watch = _Watch(
-        client, url, task_hash, min_interval, max_interval, timeout, key or _policy.total_results
+    scheduler.check_open()
+    mailbox = Mailbox()
+    sub = Subscriber(
+        task_hash, mailbox, key or _policy.total_results, min_interval, max_interval, timeout
     )
-    return watch.snapshots()
+    return _snapshots(scheduler, sub, mailbox)
 
 
-class _Watch:
-    """One task's watch: what it remembers between polls, and its poll loop.
-
-    Slotted, because thousands may be live at once. ``snapshots()`` drives it as an async
-    generator (``watch``); ``run_into(put)`` drives the same steps as a plain coroutine that
-    hands each snapshot to ``put`` (``watch_many``), so a fleet needs no generator per task.
-    """
-
-    __slots__ = (
-        "_client",
-        "_deadline",
-        "_key",
-        "_last_change_at",
-        "_last_key",
-        "_last_state",
-        "_max_interval",
-        "_min_interval",
-        "_pace",
-        "_quiet",
-        "_timeout",
-        "_url",
-        "last",
-        "task_hash",
-    )
-
-    def __init__(
-        self,
-        client: Client,
-        url: URL,
-        task_hash: str,
-        min_interval: float,
-        max_interval: float,
-        timeout: float | None,
-        key: _policy.ChangeKey,
-    ) -> None:
-        self._client = client
-        self._url = url
-        self.task_hash = task_hash
-        self._min_interval = min_interval
-        self._max_interval = max_interval
-        self._timeout = timeout
-        self._deadline = None if timeout is None else client._clock() + timeout
-        self._key = key
-        self._last_key = _policy.unset()
-        self._last_state: object = None
-        self.last: Task | None = None  # the last snapshot fetched
-        self._quiet = 0  # polls since the last change
-        self._pace: float | None = None  # typical seconds between changes while running
-        self._last_change_at: float | None = None
-
-    async def snapshots(self) -> AsyncGenerator[Task, None]:
-        """Yield what the watch emits, ending after the terminal snapshot."""
-        self._client._live_watches += 1
-        try:
-            while True:
-                task, emit, done = await self._poll()
-                if emit:
-                    yield task
-                if done:
-                    return
-                await self._client._sleep(self._next_delay())
-        finally:
-            self._client._live_watches -= 1
-
-    async def run_into(self, put: Callable[[Task], object]) -> None:
-        """The loop of ``snapshots``, handing each emitted snapshot to ``put``."""
-        self._client._live_watches += 1
-        try:
-            while True:
-                task, emit, done = await self._poll()
-                if emit:
-                    put(task)
-                if done:
-                    return
-                await self._client._sleep(self._next_delay())
-        finally:
-            self._client._live_watches -= 1
-
-    async def _poll(self) -> tuple[Task, bool, bool]:
-        """Fetch a snapshot (within the deadline) and decide: (task, emit it, it is the last)."""
-        client = self._client
-        if self._deadline is None:
-            task = await client._fetch(self._url, self.task_hash)
-        else:
-            remaining = self._deadline - client._clock()
-            try:
-                if remaining <= 0:
-                    raise asyncio.TimeoutError
-                task = await _within(client._fetch(self._url, self.task_hash), remaining)
-            except asyncio.TimeoutError:
-                raise WatchTimeout(
-                    f"task {self.task_hash} was not done after {self._timeout:g}s",
-                    task_hash=self.task_hash,
-                    last=self.last,
-                ) from None
-        self.last = task
-        state = task.status.status
-        decision = _policy.decide(self._last_key, self._last_state, task, self._key)
-        if state != self._last_state or state != TaskState.RUNNING:
-            # A new phase: what was learnt of the pace no longer holds.
-            self._pace = self._last_change_at = None
-        elif decision.emit:
-            now = client._clock()
-            if self._last_change_at is not None:
-                self._pace = _policy.update_pace(self._pace, now - self._last_change_at)
-            self._last_change_at = now
-        self._last_state = state
-        if decision.emit:
-            self._last_key = self._key(task)
-        self._quiet = 0 if decision.changed else self._quiet + 1
-        return task, decision.emit, decision.done
-
-    def _next_delay(self) -> float:
-        """Seconds until the next poll is due (never past the deadline). A plain function,
-        so that a sleeping watch holds no frame for it."""
-        client = self._client
-        delay = _policy.poll_interval(
-            self._quiet, self._min_interval, self._max_interval, client._random(), self._pace
-        )
-        if self._deadline is not None:
-            delay = min(delay, max(0.0, self._deadline - client._clock()))
-        return delay
+async def _snapshots(
+    scheduler: Scheduler, sub: Subscriber, mailbox: Mailbox
+) -> AsyncGenerator[Task, None]:
+    """Yield what the scheduler hands ``sub``, ending after the terminal snapshot; leave the
+    stream when closed or cancelled early."""
+    scheduler.subscribe(sub)
+    try:
+        while True:
+            deadline = sub.deadline
+            if deadline is None or mailbox.has_news:
+                task = await mailbox.next()
+            else:
+                # The scheduler times a sleeping watch out; this bounds a request in flight
+                # that other callers share without a deadline of their own.
+                remaining = deadline - scheduler.clock()
+                try:
+                    if remaining <= 0:
+                        raise TimeoutError
+                    task = await within(mailbox.next(), remaining)
+                except (asyncio.TimeoutError, TimeoutError):
+                    stream = sub.stream
+                    last = sub.last if stream is None else stream.last
+                    raise WatchTimeout(
+                        f"task {sub.task_hash} was not done after {sub.timeout:g}s",
+                        task_hash=sub.task_hash,
+                        last=last,
+                    ) from None
+            if task is None:
+                return
+            yield task
+    finally:
+        if sub.stream is not None:
+            await scheduler.release([sub])
 
 
 async def wait_task(
-    client: Client,
+    scheduler: Scheduler,
     task_hash: str,
     *,
     min_interval: float = 1.0,
@@ -234,7 +128,7 @@ async def wait_task(
     last: Task | None = None
     async with contextlib.aclosing(
         watch_task(
-            client,
+            scheduler,
             task_hash,
             min_interval=min_interval,
             max_interval=max_interval,
@@ -263,7 +157,7 @@ class _Finished:
 
 
 def watch_many(
-    client: Client,
+    scheduler: Scheduler,
     task_hashes: Iterable[str] | AsyncIterable[str],
     *,
     min_interval: float = 1.0,
@@ -288,12 +182,12 @@ def watch_many(
     tasks go on. Errors that are not taskwatch's (bugs, a failing source iterable, an exception
     from ``key`` or the callback) always propagate.
 
-    Closing or cancelling the stream cancels every watch and waits for them: nothing is left
-    running. Use ``contextlib.aclosing`` when breaking out early.
+    Closing or cancelling the stream stops every watch and waits for their requests: nothing
+    is left running. Use ``contextlib.aclosing`` when breaking out early.
     """
     _policy.check_intervals(min_interval, max_interval)
     _check_timeout(timeout)
-    client._check_open()
+    scheduler.check_open()
     source: list[str] | AsyncIterable[str]
     if isinstance(task_hashes, AsyncIterable):
         source = task_hashes
@@ -303,59 +197,61 @@ def watch_many(
         source = list(dict.fromkeys(task_hashes))
         for task_hash in source:
             _protocol.validate_task_hash(task_hash)
-    return _watch_many(
-        client, source, min_interval, max_interval, timeout, key or _policy.total_results, on_error
-    )
+    fleet = _Fleet(scheduler, min_interval, max_interval, timeout, key or _policy.total_results)
+    return fleet.stream(source, on_error)
 
 
 class _Fleet:
-    """The watches of one ``watch_many`` call: one asyncio task per hash, one output queue.
+    """The watches of one ``watch_many`` call: one subscriber per hash, one output queue.
 
-    Each watch pushes its snapshots, then one ``_Finished`` marker, into the queue; the
-    consumer (``stream``) yields snapshots and counts markers until none is open.
+    It is the sink of its subscribers: the scheduler pushes their snapshots, then one
+    ``_Finished`` marker each, into the queue; ``stream`` yields snapshots and counts markers
+    until no watch is open. No asyncio task per hash: only a feeder for an async source.
     """
 
     def __init__(
         self,
-        client: Client,
+        scheduler: Scheduler,
         min_interval: float,
         max_interval: float,
         timeout: float | None,
         key: _policy.ChangeKey,
     ) -> None:
-        self._client = client
-        self._settings = (min_interval, max_interval, timeout, key)
+        self._scheduler = scheduler
+        self._min_interval = min_interval
+        self._max_interval = max_interval
+        self._timeout = timeout
+        self._key = key
         self._queue: asyncio.Queue[Task | _Finished] = asyncio.Queue()
-        self._running: set[asyncio.Task[None]] = set()
-        self._seen: set[str] = set()
+        self._put = self._queue.put_nowait
+        self._subs: dict[str, Subscriber | None] = {}  # every hash seen; None once finished
         self._open = 0  # watches started and not finished, plus the feeder while it runs
+        self._feeder: asyncio.Task[None] | None = None
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._open += 1
-        self._running.add(asyncio.ensure_future(coro))
+    # the sink of every subscriber
+
+    def snapshot(self, sub: Subscriber, task: Task) -> None:
+        self._put(task)
+
+    def end(self, sub: Subscriber, error: BaseException | None) -> None:
+        self._subs[sub.task_hash] = None
+        self._put(_Finished(sub.task_hash, error))
 
     def start(self, task_hash: str) -> None:
-        if task_hash not in self._seen:
-            self._seen.add(task_hash)
-            self._spawn(self._run_one(task_hash))
-
-    def _done(self) -> None:
-        # Instead of a done-callback per task: one fewer allocation per watched hash.
-        job = asyncio.current_task()
-        if job is not None:
-            self._running.discard(job)
-
-    async def _run_one(self, task_hash: str) -> None:
-        error: BaseException | None = None
+        if task_hash in self._subs:
+            return
+        self._subs[task_hash] = None
+        self._open += 1
         try:
-            url = _protocol.task_url(self._client._base_url, task_hash)
-            await _Watch(self._client, url, task_hash, *self._settings).run_into(
-                self._queue.put_nowait
-            )
-        except Exception as exc:  # handed to the consumer, which decides: never swallowed
-            error = exc
-        self._done()
-        self._queue.put_nowait(_Finished(task_hash, error))
+            self._scheduler.validate(task_hash)
+        except TaskwatchError as exc:  # from an async source: an error for that hash
+            self._put(_Finished(task_hash, exc))
+            return
+        sub = Subscriber(
+            task_hash, self, self._key, self._min_interval, self._max_interval, self._timeout
+        )
+        self._subs[task_hash] = sub
+        self._scheduler.subscribe(sub)
 
     async def _feed(self, hashes: AsyncIterable[str]) -> None:
         error: BaseException | None = None
@@ -364,14 +260,18 @@ class _Fleet:
                 self.start(task_hash)
         except Exception as exc:
             error = exc
-        self._done()
-        self._queue.put_nowait(_Finished(None, error))
+        self._put(_Finished(None, error))
 
-    def feed(self, hashes: AsyncIterable[str]) -> None:
-        self._spawn(self._feed(hashes))
-
-    async def stream(self, on_error: OnError | None) -> AsyncGenerator[Task, None]:
+    async def stream(
+        self, source: list[str] | AsyncIterable[str], on_error: OnError | None
+    ) -> AsyncGenerator[Task, None]:
         try:
+            if isinstance(source, list):
+                for task_hash in source:
+                    self.start(task_hash)
+            else:
+                self._open += 1
+                self._feeder = asyncio.ensure_future(self._feed(source))
             while self._open:
                 item = await self._queue.get()
                 if isinstance(item, Task):
@@ -390,29 +290,14 @@ class _Fleet:
                     continue
                 raise error
         finally:
-            await self.cancel_all()
+            await self.close()
 
-    async def cancel_all(self) -> None:
-        # Re-cancelled until they end (a library below may swallow one cancellation), within
-        # a bound: closing the stream never hangs.
-        await cancel_and_wait(list(self._running))
-
-
-async def _watch_many(
-    client: Client,
-    source: list[str] | AsyncIterable[str],
-    min_interval: float,
-    max_interval: float,
-    timeout: float | None,
-    key: _policy.ChangeKey,
-    on_error: OnError | None,
-) -> AsyncGenerator[Task, None]:
-    fleet = _Fleet(client, min_interval, max_interval, timeout, key)
-    if isinstance(source, list):
-        for task_hash in source:
-            fleet.start(task_hash)
-    else:
-        fleet.feed(source)
-    async with contextlib.aclosing(fleet.stream(on_error)) as snapshots:
-        async for task in snapshots:
-            yield task
+    async def close(self) -> None:
+        """Stop the feeder and every open watch, and wait for them."""
+        feeder, self._feeder = self._feeder, None
+        if feeder is not None:
+            # Re-cancelled until it ends (a source may swallow one cancellation), within a
+            # bound: closing the stream never hangs.
+            await cancel_and_wait([feeder])
+        live = [sub for sub in self._subs.values() if sub is not None]
+        await self._scheduler.release(live)

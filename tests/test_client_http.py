@@ -272,16 +272,19 @@ async def test_cancelling_an_in_flight_call_leaks_nothing(serve: ServeFactory) -
 
 async def test_concurrent_calls_share_one_pool(serve: ServeFactory) -> None:
     peers: set[int] = set()
+    # Ten hashes: calls on one hash would share one request (see test_scheduler.py).
+    hashes = [f"{n:02d}" + TASK_HASH[2:] for n in range(10)]
 
     async def handler(request: web.Request) -> web.Response:
         assert request.transport is not None
         peers.add(request.transport.get_extra_info("peername")[1])
-        return ok_response()
+        body = BODY.replace(TASK_HASH.encode(), request.match_info["task_hash"].encode())
+        return web.Response(body=body, content_type="application/json")
 
     server = await serve({TASK_PATH: handler})
     async with fast_client(base_url(server)) as client:
         for _ in range(5):
-            await asyncio.gather(*(client.get_task(TASK_HASH) for _ in range(10)))
+            await asyncio.gather(*(client.get_task(task_hash) for task_hash in hashes))
         assert client.stats().requests == 50
     assert len(peers) <= 10  # connections were reused, not one per call
 

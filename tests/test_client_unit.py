@@ -29,7 +29,7 @@ from taskwatch import (
     ServerError,
     TransportError,
 )
-from taskwatch.client import _Gate
+from taskwatch._request import Gate as _Gate
 
 from .conftest import SECRET, TASK_HASH, FakeTime, fixture_bytes
 

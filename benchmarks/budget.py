@@ -1,0 +1,519 @@
+"""Benchmark 4: a binding budget on a heterogeneous workload.
+
+    python -m benchmarks.budget [--quick]
+
+The workload (``_workloads.budget_mix``): N tasks live at once, each pending for Exp(mean
+10 min), then running 1-10 min with results rising every 3-30 s (log-uniform mean gap), then
+completed; each finished task is replaced at once by a new one, which reaches the watcher
+through an async iterable. The budget, 90 requests a minute for 200 tasks, polls each task
+about every two minutes at best: it binds all the time.
+
+Live, over real sockets and time-compressed: taskwatch's ``watch_many`` against a round-robin
+poller (every live task in turn, new ones at the back) at exactly the same client-side budget,
+each on its own simulated API process holding an identical copy of the workload, which
+enforces a limit (100 a minute, so that its whole-second reset times, compressed, do not eat the
+budget) and counts 429s. Both run side by side
+in one event loop.
+
+Offline, in simulated time with no sockets: the same workload polled slot by slot by
+round-robin, by the index of ``taskwatch._priority`` as a watch would estimate its rates, and
+by that index given each task's true rates. The last is this workload's estimate of the best
+possible, reported as a ratio to round-robin beside the live ratio.
+
+Detection delay: from a task's start (its first state other than pending), each rise of its
+results, or its completion, to the first snapshot that shows it. Events in the measurement
+window only; one still unseen at the end counts as seen at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import collections
+import contextlib
+import random
+import statistics
+from collections.abc import AsyncIterator
+from typing import Any
+
+import taskwatch
+from taskwatch import _policy, _priority
+from taskwatch.testing import ScriptStep
+
+from ._common import RESULTS, say, table, verdict, write_result
+from ._sim_server import SimProcess
+from ._workloads import budget_mix
+from ._workloads import events as script_events
+
+Seen = list[tuple[float, str, int, bool]]  # (simulated receive time, state, results, is_done)
+Event = tuple[float, str, int]  # (simulated time, kind, total_results)
+
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 30.0  # taskwatch's defaults, in simulated seconds
+
+# Round-robin's requests in flight at once: enough that latency never leaves a slot unspent
+# (the budget, not the workers, sets its pace).
+_RR_WORKERS = 32
+
+
+def _shows(kind: str, results: int, state: str, total: int, done: bool) -> bool:
+    if kind == "done":
+        return done
+    if kind == "start":
+        return state != "pending"
+    return total >= results
+
+
+def delays(
+    events: dict[str, list[Event]],
+    seen: dict[str, Seen],
+    window: tuple[float, float],
+    end: float,
+) -> dict[str, list[float]]:
+    """Detection delays by kind (``start``, ``change``, ``done``) and ``all``."""
+    out: dict[str, list[float]] = collections.defaultdict(list)
+    for task_hash, task_events in events.items():
+        snapshots = seen.get(task_hash, [])
+        for at, kind, results in task_events:
+            if not window[0] <= at <= window[1]:
+                continue
+            delay = end - at
+            for received, state, total, done in snapshots:
+                if received >= at - 0.5 and _shows(kind, results, state, total, done):
+                    delay = max(0.0, received - at)
+                    break
+            out[kind].append(delay)
+            out["all"].append(delay)
+    return out
+
+
+def summary(by_kind: dict[str, list[float]]) -> dict[str, float]:
+    every = sorted(by_kind["all"])
+    return {
+        "mean_all": statistics.fmean(every),
+        "mean_change": statistics.fmean(by_kind["change"]),
+        "mean_done": statistics.fmean(by_kind["done"]),
+        "mean_start": statistics.fmean(by_kind["start"]),
+        "p99_all": every[min(len(every) - 1, int(0.99 * len(every)))],
+        "events": len(every),
+    }
+
+
+# -- offline: slot by slot, in simulated time ----------------------------------------------
+
+
+class _Offline:
+    """One task as a poller knows it, for the offline run."""
+
+    __slots__ = (
+        "ats",
+        "changes_seen",
+        "created",
+        "done",
+        "last_change",
+        "last_poll",
+        "last_results",
+        "pace",
+        "phase",
+        "phase_since",
+        "polled",
+        "steps",
+        "true_rate",
+    )
+
+    def __init__(self, created: float, steps: list[ScriptStep], true_rate: float) -> None:
+        self.created = created
+        self.steps = steps
+        self.ats = [s.at for s in steps]
+        self.true_rate = true_rate
+        self.last_poll = created
+        self.polled = False
+        self.done = False
+        self.phase = _priority.Phase.PENDING
+        self.phase_since = created
+        self.changes_seen = 0
+        self.last_results = 0
+        self.last_change: float | None = None
+        self.pace: float | None = None
+
+    def poll(self, now: float) -> tuple[str, int, bool]:
+        step = self.steps[bisect.bisect_right(self.ats, now) - 1]
+        self.polled = True
+        self.last_poll = now
+        if step.is_done:
+            self.done = True
+        elif step.status != "pending" and self.phase is _priority.Phase.PENDING:
+            self.phase, self.phase_since = _priority.Phase.RUNNING, now
+            self.changes_seen, self.last_change, self.pace = 0, None, None
+        elif step.total_results != self.last_results:
+            self.changes_seen += 1
+            if self.last_change is not None:
+                self.pace = _policy.update_pace(self.pace, now - self.last_change)
+            self.last_change = now
+        self.last_results = step.total_results
+        return step.status, step.total_results, step.is_done
+
+
+def _true_rate(steps: list[ScriptStep]) -> float:
+    running = [s for s in steps if s.status == "running"]
+    if not running:
+        return 1.0 / MAX_INTERVAL
+    spell = steps[-1].at - running[0].at
+    return max(len(running) - 1, 1) / max(spell, 1.0)
+
+
+class _Fleet:
+    """What the offline index knows across tasks: starts seen, seconds seen pending, and the
+    rate expected of a fresh start."""
+
+    def __init__(self, policy: str, pending_mean: float, records: list[_Offline]) -> None:
+        self.policy = policy
+        self.pending_mean = pending_mean
+        self.starts = 0
+        self.pending_for = 0.0
+        self.started: float | None = None
+        if policy == "oracle":
+            self.started = statistics.fmean(r.true_rate for r in records)
+
+    def learn(self, live: list[_Offline], now: float) -> None:
+        if self.policy != "index":
+            return
+        rates = [
+            _priority.change_rate(
+                r.changes_seen, now - r.phase_since, r.pace, MIN_INTERVAL, MAX_INTERVAL
+            )
+            for r in live
+            if r.polled and r.phase is _priority.Phase.RUNNING
+        ]
+        self.started = statistics.fmean(rates) if rates else None
+
+    def score(self, record: _Offline, now: float) -> float:
+        since = now - record.last_poll
+        if self.policy == "round-robin":
+            return since
+        if not record.polled:
+            return float("inf")  # a new watch's first snapshot comes first
+        if record.phase is _priority.Phase.PENDING:
+            if self.policy == "oracle":
+                rate = 1.0 / self.pending_mean
+            else:
+                rate = _priority.start_hazard(
+                    self.starts, self.pending_for, MIN_INTERVAL, MAX_INTERVAL
+                )
+        elif self.policy == "oracle":
+            rate = record.true_rate
+        else:
+            rate = _priority.change_rate(
+                record.changes_seen,
+                now - record.phase_since,
+                record.pace,
+                MIN_INTERVAL,
+                MAX_INTERVAL,
+            )
+        return _priority.expected_delay(
+            record.phase, since, rate, MIN_INTERVAL, MAX_INTERVAL, self.started
+        )
+
+
+def offline(
+    tasks: list[tuple[float, list[ScriptStep]]],
+    rate: float,
+    horizon: float,
+    window: tuple[float, float],
+    policy: str,
+    pending_mean: float,
+) -> dict[str, float]:
+    """Poll ``tasks`` one slot every ``1 / rate`` seconds by ``policy`` (``round-robin``,
+    ``index``: taskwatch's estimates, ``oracle``: the index given the true rates)."""
+    records = sorted(
+        (_Offline(c, steps, _true_rate(steps)) for c, steps in tasks), key=lambda r: r.created
+    )
+    fleet = _Fleet(policy, pending_mean, records)
+    seen: dict[str, Seen] = {}
+    live: list[_Offline] = []
+    arriving = collections.deque(records)
+    now = 0.0
+    while now < horizon:
+        while arriving and arriving[0].created <= now:
+            live.append(arriving.popleft())
+        fleet.learn(live, now)
+        due = [r for r in live if not r.polled or now - r.last_poll >= MIN_INTERVAL]
+        if due:
+            best = max(due, key=lambda r: fleet.score(r, now))
+            was_pending = best.polled and best.phase is _priority.Phase.PENDING
+            waited = now - best.last_poll
+            state, total, done = best.poll(now)
+            if was_pending:
+                fleet.pending_for += waited
+                fleet.starts += best.phase is not _priority.Phase.PENDING or done
+            seen.setdefault(str(id(best)), []).append((now, state, total, done))
+            if done:
+                live.remove(best)
+        now += 1.0 / rate
+    events = {str(id(r)): script_events(r.steps) for r in records}
+    return summary(delays(events, seen, window, horizon))
+
+
+# -- live: real sockets, compressed time ---------------------------------------------------
+
+
+async def _arrivals(sim: SimProcess) -> AsyncIterator[str]:
+    """Each task's hash at its creation time, in simulated time."""
+    for task_hash, created in sorted(sim.created.items(), key=lambda kv: kv[1]):
+        wait = (created - sim.sim_now()) / sim.speed
+        if wait > 0:
+            await asyncio.sleep(wait)
+        yield task_hash
+
+
+def _record(sim: SimProcess, seen: dict[str, Seen], task: taskwatch.Task) -> None:
+    seen.setdefault(task.hash_value, []).append(
+        (sim.sim_now(), task.status.status, task.total_results, task.is_done)
+    )
+
+
+async def _taskwatch(
+    sim: SimProcess, rpm: float, seen: dict[str, Seen], stop: asyncio.Event
+) -> taskwatch.ClientStats:
+    async with taskwatch.Client(
+        sim.api_key, base_url=sim.base_url, requests_per_minute=rpm * sim.speed
+    ) as client:
+
+        async def consume() -> None:
+            stream = client.watch_many(
+                _arrivals(sim),
+                min_interval=MIN_INTERVAL / sim.speed,
+                max_interval=MAX_INTERVAL / sim.speed,
+                key=lambda task: (task.status.status, task.total_results),
+            )
+            async with contextlib.aclosing(stream):
+                async for task in stream:
+                    _record(sim, seen, task)
+
+        consumer = asyncio.ensure_future(consume())
+        await stop.wait()
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        return client.stats()
+
+
+async def _round_robin(
+    sim: SimProcess, rpm: float, seen: dict[str, Seen], stop: asyncio.Event
+) -> taskwatch.ClientStats:
+    """Every live task in turn, one request per budget slot; new tasks join at the back."""
+    async with taskwatch.Client(
+        sim.api_key, base_url=sim.base_url, requests_per_minute=rpm * sim.speed
+    ) as client:
+        ring: collections.deque[str] = collections.deque()
+        arrived = asyncio.Event()
+
+        async def feed() -> None:
+            async for task_hash in _arrivals(sim):
+                ring.append(task_hash)
+                arrived.set()
+
+        async def worker() -> None:
+            while True:
+                while not ring:
+                    arrived.clear()
+                    await arrived.wait()
+                task_hash = ring.popleft()
+                task = await client.get_task(task_hash)
+                _record(sim, seen, task)
+                if not task.is_done:
+                    ring.append(task_hash)
+
+        jobs = [asyncio.ensure_future(feed())]
+        jobs += [asyncio.ensure_future(worker()) for _ in range(_RR_WORKERS)]
+        await stop.wait()
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        return client.stats()
+
+
+async def live(quick: bool) -> dict[str, Any]:
+    tasks, rpm, speed, horizon = (60, 27.0, 20.0, 900.0) if quick else (200, 90.0, 20.0, 3000.0)
+    args = ["--workload", "budget", "--tasks", str(tasks), "--seed", "5", "--speed", str(speed)]
+    # The server enforces a little more than the clients' budget: its X-RateLimit-Reset is
+    # whole seconds, which time compression would turn into pauses of up to 20 simulated
+    # seconds and a budget that neither strategy could spend. A burst past the budget still
+    # gets its 429s, and they are counted.
+    args += ["--horizon", str(horizon), "--rate-limit", str(int(rpm * 10 / 9))]
+    args += ["--rate-window", str(60.0 / speed)]
+    sims = {"taskwatch": SimProcess(*args), "round-robin": SimProcess(*args)}
+    seen: dict[str, dict[str, Seen]] = {name: {} for name in sims}
+    stops = {name: asyncio.Event() for name in sims}
+    loop = asyncio.get_running_loop()
+    for name, sim in sims.items():
+        loop.call_later((horizon - sim.sim_now()) / speed, stops[name].set)
+    servers: dict[str, dict[str, int]] = {}
+    try:
+        stats = await asyncio.gather(
+            _taskwatch(sims["taskwatch"], rpm, seen["taskwatch"], stops["taskwatch"]),
+            _round_robin(sims["round-robin"], rpm, seen["round-robin"], stops["round-robin"]),
+        )
+    finally:
+        for name, sim in sims.items():
+            servers[name] = sim.close()
+    window = (300.0, horizon - 300.0)
+    sim = sims["taskwatch"]
+    out: dict[str, Any] = {
+        "tasks_live": tasks,
+        "requests_per_minute": rpm,
+        "speed": speed,
+        "horizon": horizon,
+        "window": window,
+        "tasks_total": len(sim.created),
+    }
+    for (name, run_seen), client_stats in zip(seen.items(), stats, strict=True):
+        row = summary(delays(sims[name].events, run_seen, window, horizon))
+        row["requests"] = client_stats.requests
+        row["client_429s"] = client_stats.rate_limited
+        row["server_429s"] = servers[name].get("429", 0)
+        out[name] = row
+    return out
+
+
+def offline_runs(quick: bool) -> dict[str, Any]:
+    tasks, rpm, horizon = (60, 27.0, 900.0) if quick else (200, 90.0, 3000.0)
+    workload = budget_mix(random.Random(5), tasks, horizon)
+    window = (300.0, horizon - 300.0)
+    return {
+        policy: offline(workload, rpm / 60.0, horizon, window, policy, 600.0)
+        for policy in ("round-robin", "index", "oracle")
+    }
+
+
+BUDGETS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # requests a second for the 200 tasks
+
+
+def sweep() -> dict[str, dict[str, float]]:
+    """Mean detection delay against the budget, offline on the full workload."""
+    workload = budget_mix(random.Random(5), 200, 3000.0)
+    window = (300.0, 2700.0)
+    out: dict[str, dict[str, float]] = {}
+    for policy in ("round-robin", "index", "oracle"):
+        out[policy] = {
+            str(rate): offline(workload, rate, 3000.0, window, policy, 600.0)["mean_all"]
+            for rate in BUDGETS
+        }
+    return out
+
+
+def plot(curves: dict[str, dict[str, float]], live: dict[str, Any] | None) -> str:
+    """Draw delay against budget to benchmarks/results/budget-delay.png; returns its path, or
+    why not (matplotlib is optional)."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return "(no plot: matplotlib is not installed)"
+    labels = {
+        "round-robin": "round-robin",
+        "index": "taskwatch's priority (offline)",
+        "oracle": "the priority given the true rates (offline)",
+    }
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for policy, points in curves.items():
+        rates = [float(r) for r in points]
+        axes.plot([r * 60 for r in rates], list(points.values()), marker="o", label=labels[policy])
+    if live is not None:
+        rpm = live["requests_per_minute"]
+        for name, marker in (("taskwatch", "*"), ("round-robin", "s")):
+            axes.plot(
+                [rpm], [live[name]["mean_all"]], marker=marker, linestyle="none", markersize=11,
+                label=f"{name}, live over sockets",
+            )  # fmt: skip
+    axes.set_xlabel("budget (requests per minute, 200 live tasks)")
+    axes.set_ylabel("mean detection delay (s)")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    ticks = [r * 60 for r in BUDGETS]
+    axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    axes.minorticks_off()
+    axes.set_title("Detection delay against the budget: heterogeneous mix")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "budget-delay.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return str(path)
+
+
+def report(result: dict[str, Any], quick: bool) -> None:
+    run = result["live"]
+    ours, rr = run["taskwatch"], run["round-robin"]
+    say(
+        f"\nBinding budget: {run['tasks_live']} live tasks at {run['requests_per_minute']:g} "
+        f"requests/minute, {run['tasks_total']} tasks in {run['horizon']:g} simulated s "
+        f"(x{run['speed']:g}), events in {run['window'][0]:g}-{run['window'][1]:g} s"
+    )
+    rows = []
+    for name in ("mean_all", "mean_change", "mean_done", "mean_start", "p99_all"):
+        rows.append((name, f"{ours[name]:.1f}", f"{rr[name]:.1f}", f"{ours[name] / rr[name]:.2f}x"))
+    rows.append(("requests", ours["requests"], rr["requests"], "-"))
+    rows.append(("429s (server)", ours["server_429s"], rr["server_429s"], "-"))
+    say(table(rows, ["figure (simulated s)", "taskwatch", "round-robin", "ratio"]))
+    ratio_all = ours["mean_all"] / rr["mean_all"]
+    ratio_done = ours["mean_done"] / rr["mean_done"]
+    p99_vs_mean = ours["p99_all"] / rr["mean_all"]
+    say(f"mean delay vs round-robin {ratio_all:.2f}x (target <= 0.85x: {verdict(ratio_all, 0.85)})")
+    say(
+        f"completion delay vs round-robin {ratio_done:.2f}x "
+        f"(target <= 0.65x: {verdict(ratio_done, 0.65)})"
+    )
+    say(f"p99 / round-robin's mean {p99_vs_mean:.2f}x (target <= 3x: {verdict(p99_vs_mean, 3.0)})")
+    start = ours["mean_start"] / rr["mean_start"]
+    say(f"start delay vs round-robin {start:.2f}x (reported: starts must not starve)")
+    say(
+        f"429s: {ours['server_429s']} (target 0: {verdict(float(ours['server_429s']), 0.0)}); "
+        f"requests {ours['requests']} vs round-robin {rr['requests']}"
+    )
+    off = result["offline"]
+    say("\nOffline, the same workload in simulated time (ratios vs round-robin):")
+    base = off["round-robin"]
+    for name, row in off.items():
+        say(
+            f"  {name:12s} mean {row['mean_all']:6.1f}s ({row['mean_all'] / base['mean_all']:.2f}x)"
+            f"  completions {row['mean_done']:6.1f}s ({row['mean_done'] / base['mean_done']:.2f}x)"
+            f"  starts {row['mean_start']:6.1f}s  p99 {row['p99_all']:6.1f}s"
+        )
+    best = off["oracle"]["mean_all"] / base["mean_all"]
+    say(
+        f"best possible on this workload (the index given the true rates): about {best:.2f}x "
+        f"round-robin; taskwatch live {ratio_all:.2f}x"
+    )
+    if "sweep" in result:
+        say("\nOffline, mean delay against the budget (requests/minute: s):")
+        for name, points in result["sweep"].items():
+            cells = "  ".join(f"{float(r) * 60:g}: {d:.1f}" for r, d in points.items())
+            say(f"  {name:12s} {cells}")
+        say(f"plot: {plot(result['sweep'], run)}")
+    path = write_result("budget-quick" if quick else "budget", result)
+    say(f"results: {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run that checks it works")
+    parser.add_argument("--offline-only", action="store_true", help="skip the live run")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {"offline": offline_runs(args.quick)}
+    if args.offline_only:
+        for name, row in result["offline"].items():
+            say(f"{name}: {row}")
+        return
+    result["live"] = asyncio.run(live(args.quick))
+    if not args.quick:
+        result["sweep"] = sweep()
+    report(result, args.quick)
+
+
+if __name__ == "__main__":
+    main()

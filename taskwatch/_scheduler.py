@@ -1,0 +1,727 @@
+"""One poll scheduler per client: every watch's next poll, and who gets the next request slot.
+
+The data path, one step per place::
+
+    task hash -> stream (one per hash, shared by every caller on the client)
+      -> due time (a heap, like the event loop's timers)
+      -> a request slot (room in flight, then the rate budget: ``RequestPath.take_slot``)
+      -> the due stream that deserves it most (``_priority``)
+      -> one request (``RequestPath.fetch``) -> Task
+      -> each caller's own decision (``_policy.decide``: yield it? is it the last?)
+      -> the stream's next due time (``_policy.poll_interval``)
+
+A sleeping watch is a slotted record in the heap: no asyncio task, no frame, no timer of its
+own. The asyncio tasks are the scheduler's loop, its one timer, one waiter for a slot when the
+budget binds, and the requests in flight (at most the in-flight cap), however many watches
+there are. All of them end when the last watch does.
+
+Callers subscribe: ``watch``/``wait`` (a ``Mailbox`` that one async generator drains),
+``watch_many`` (a sink of its own) and ``get_task`` (one snapshot). Any number of them on one
+hash share one stream: one request at a time and one poll schedule. A caller that joins gets
+the next snapshot fetched (the request in flight, else one sent as soon as ``min_interval``
+since the last allows), then whatever its own rules say. Each keeps its own change key,
+timeout and cancellation; a stream ends with its last caller, and its request is cancelled.
+
+Which stream gets a slot: first polls and ``get_task`` calls first, in order (someone is
+waiting for an answer); then, when the budget made the slot wait (it binds), the due stream
+with the largest expected detection delay accumulated since its last poll
+(``_priority.expected_delay``), until the backlog of due streams is gone; when it does not
+bind, the longest due. The ranking scans at
+most ``SCAN_LIMIT`` due streams, the longest due first, so that a huge backlog costs bounded
+time per slot and the longest waiting are always among those ranked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import heapq
+import itertools
+import sys
+from collections.abc import Awaitable, Hashable
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from . import _policy, _priority
+from ._cancel import cancel_and_wait
+from .errors import TaskwatchError, WatchTimeout
+from .models import Task, TaskState
+
+if TYPE_CHECKING:
+    from ._request import RequestPath
+
+__all__ = ["SCAN_LIMIT", "Mailbox", "Scheduler", "Sink", "Subscriber", "within"]
+
+_T = TypeVar("_T")
+
+# Due streams ranked per slot at most (the longest due first).
+SCAN_LIMIT = 4096
+
+# Weight of the newest running-rate estimate in the fleet's mean (the prior of a fresh start).
+_FLEET_WEIGHT = 0.05
+
+_PENDING, _RUNNING = _priority.Phase.PENDING, _priority.Phase.RUNNING
+
+
+if sys.version_info >= (3, 11):
+
+    async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
+        """``await awaitable``, raising TimeoutError after ``seconds``."""
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - exercised on 3.10 only
+
+    async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
+        """``await awaitable``, raising TimeoutError after ``seconds``."""
+        return await asyncio.wait_for(awaitable, seconds)
+
+
+class Sink(Protocol):
+    """Where a subscriber's snapshots go, then its end (None: it ended normally)."""
+
+    def snapshot(self, sub: Subscriber, task: Task) -> None: ...
+
+    def end(self, sub: Subscriber, error: BaseException | None) -> None: ...
+
+
+class Subscriber:
+    """One caller on a stream, with its own yield rules and deadline.
+
+    ``key`` None makes a one-shot subscriber (``get_task``): it takes the next snapshot and
+    ends. Otherwise it follows ``_policy.decide``: the first snapshot, every change of its
+    key, then the terminal one, and it ends.
+    """
+
+    __slots__ = (
+        "deadline",
+        "key",
+        "last",
+        "last_key",
+        "last_state",
+        "max_interval",
+        "min_interval",
+        "sink",
+        "stream",
+        "task_hash",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        task_hash: str,
+        sink: Sink,
+        key: _policy.ChangeKey | None,
+        min_interval: float = 1.0,
+        max_interval: float = 30.0,
+        timeout: float | None = None,
+    ) -> None:
+        self.task_hash = task_hash
+        self.sink = sink
+        self.key = key
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.timeout = timeout
+        self.deadline: float | None = None
+        self.last_key: Hashable | object = _policy.unset()
+        self.last_state: object = None
+        self.stream: _Stream | None = None
+        self.last: Task | None = None  # set when it ends, for WatchTimeout.last
+
+
+class _Stream:
+    """One hash's polls: what they taught, and when the next is due."""
+
+    __slots__ = (
+        "changes_seen",
+        "generation",
+        "last",
+        "last_change_at",
+        "last_poll",
+        "last_state",
+        "max_interval",
+        "min_interval",
+        "pace",
+        "phase",
+        "phase_since",
+        "quiet",
+        "request",
+        "sent",
+        "subs",
+        "task_hash",
+        "urgent",
+    )
+
+    def __init__(self, task_hash: str, now: float) -> None:
+        self.task_hash = task_hash
+        self.subs: list[Subscriber] = []
+        self.last: Task | None = None  # the last snapshot fetched
+        self.last_state: object = None
+        self.quiet = 0  # polls since the last change
+        self.pace: float | None = None  # typical seconds between changes while running
+        self.last_change_at: float | None = None
+        self.phase = _PENDING
+        self.phase_since = now
+        self.changes_seen = 0  # changes seen in this phase
+        self.last_poll: float | None = None
+        self.generation = -1  # the sequence number of its live heap entry (-1: none)
+        self.request: asyncio.Task[None] | None = None
+        self.sent = False  # the request in flight has started (so it spends its own slot)
+        self.urgent = False
+        self.min_interval = 1.0
+        self.max_interval = 30.0
+
+    def settle_intervals(self) -> None:
+        """Poll as the most demanding of its watchers asks."""
+        watchers = [s for s in self.subs if s.key is not None]
+        if watchers:
+            self.min_interval = min(s.min_interval for s in watchers)
+            self.max_interval = min(s.max_interval for s in watchers)
+
+
+class Mailbox:
+    """The sink of one ``watch``/``wait``: what its generator has still to yield."""
+
+    __slots__ = ("_ended", "_error", "_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Task] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self._error: BaseException | None = None
+
+    def snapshot(self, sub: Subscriber, task: Task) -> None:
+        self._items.append(task)
+        self._wake()
+
+    def end(self, sub: Subscriber, error: BaseException | None) -> None:
+        self._ended = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    @property
+    def has_news(self) -> bool:
+        """A snapshot or the end is waiting: ``next()`` returns without suspending."""
+        return bool(self._items) or self._ended
+
+    async def next(self) -> Task | None:
+        """The next snapshot; None once the stream ended normally; else raises its error."""
+        while True:
+            if self._items:
+                return self._items.popleft()
+            if self._ended:
+                error, self._error = self._error, None
+                if error is not None:
+                    raise error
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+
+class _OneShot:
+    """The sink of one ``get_task``: a future for the next snapshot."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+
+    def snapshot(self, sub: Subscriber, task: Task) -> None:
+        if not self.future.done():
+            self.future.set_result(task)
+
+    def end(self, sub: Subscriber, error: BaseException | None) -> None:
+        if error is not None and not self.future.done():
+            self.future.set_exception(error)
+
+
+class Scheduler:
+    """The poll schedule of one client (see the module docstring)."""
+
+    def __init__(self, path: RequestPath) -> None:
+        self._path = path
+        self._streams: dict[str, _Stream] = {}
+        self._heap: list[tuple[float, int, _Stream]] = []  # (due, sequence, stream)
+        self._seq = itertools.count()
+        self._ready: dict[_Stream, None] = {}  # due, waiting for a slot, longest due first
+        self._urgent: collections.deque[_Stream] = collections.deque()
+        self._requests: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at = 0.0
+        self._slot: asyncio.Task[bool] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop all of this belongs to
+        self._binding = False  # the budget has made slots wait since the backlog began
+        self.live_watches = 0
+        # What the fleet taught the priority: starts seen, seconds seen pending, and the mean
+        # rate of change of running tasks (the prior for a task that has just started).
+        self._starts = 0
+        self._pending_for = 0.0
+        self._running_rate: float | None = None
+
+    # -- callers ---------------------------------------------------------------------------
+
+    def validate(self, task_hash: str) -> None:
+        """InvalidTaskHashError unless ``task_hash`` is one safe path segment."""
+        self._path.url_for(task_hash)
+
+    def check_open(self, task_hash: str | None = None) -> None:
+        """ClientClosedError (carrying ``task_hash``) once the client is closed."""
+        self._path.check_open(task_hash)
+
+    def clock(self) -> float:
+        """The monotonic clock every deadline is on."""
+        return self._path.clock()
+
+    def _follow_loop(self) -> None:
+        """Serve the running event loop. When the client is reused in another one (a second
+        ``asyncio.run()``), what the previous loop held is dropped: its callers are gone with
+        it, and its tasks and futures cannot run here."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        self._loop = loop
+        self._streams.clear()
+        self._heap.clear()
+        self._ready.clear()
+        self._urgent.clear()
+        self._requests.clear()
+        self._loop_task = self._wake = self._timer = self._slot = None
+        self._binding = False
+
+    def subscribe(self, sub: Subscriber) -> None:
+        """Start ``sub`` on its hash's stream (created when nobody polls it yet): it gets the
+        next snapshot fetched. The hash must have been validated (``RequestPath.url_for``)."""
+        self._follow_loop()
+        now = self._path.clock()
+        if sub.timeout is not None:
+            sub.deadline = now + sub.timeout
+        if sub.key is not None:
+            self.live_watches += 1
+        stream = self._streams.get(sub.task_hash)
+        if stream is None:
+            stream = self._streams[sub.task_hash] = _Stream(sub.task_hash, now)
+        sub.stream = stream
+        stream.subs.append(sub)
+        stream.settle_intervals()
+        if stream.request is None and not stream.urgent:
+            earliest = now
+            if stream.last_poll is not None:
+                earliest = max(now, stream.last_poll + stream.min_interval)
+            self._schedule(stream, earliest, urgent=True)
+        self._poke()
+
+    def leave(self, sub: Subscriber) -> asyncio.Task[None] | None:
+        """Take ``sub`` off its stream without ending it (its caller went away). Returns the
+        stream's request when this left nobody on it: cancelled, for the caller to await."""
+        stream = sub.stream
+        if stream is None:
+            return None
+        sub.stream = None
+        sub.last = stream.last
+        if sub.key is not None:
+            self.live_watches -= 1
+        stream.subs.remove(sub)
+        if stream.subs:
+            stream.settle_intervals()
+            return None
+        return self._drop(stream)
+
+    async def release(self, subs: list[Subscriber]) -> None:
+        """``leave`` each of ``subs``, then wait until what that ended has finished, the
+        scheduler's own tasks included when nothing is left: nothing is left behind."""
+        requests = [r for r in map(self.leave, subs) if r is not None]
+        if not self._streams:  # every request left belongs to a stream just dropped
+            requests = list(self._requests)
+        if requests:
+            # Re-cancelled until they end (a library below may swallow one cancellation),
+            # within a bound: a release never hangs.
+            await cancel_and_wait(requests)
+            # and their done-callbacks have run (cancel_and_wait skips a task already done)
+            await asyncio.gather(*requests, return_exceptions=True)
+        while not self._streams and not self._requests:
+            job = self._loop_task
+            if job is None or job is asyncio.current_task():
+                return
+            if job.done():
+                self._loop_task = None
+                return
+            self._poke()
+            await asyncio.gather(job, return_exceptions=True)
+
+    async def get(self, task_hash: str) -> Task:
+        """The next snapshot of ``task_hash``, shared with every other caller on it."""
+        self._follow_loop()
+        sink = _OneShot()
+        sub = Subscriber(task_hash, sink, None)
+        if (
+            task_hash not in self._streams
+            and not self._urgent
+            and not self._ready
+            and self._try_take_slot(task_hash)
+        ):
+            return await self._get_inline(sub, sink)
+        self.subscribe(sub)
+        try:
+            return await sink.future
+        finally:
+            if sub.stream is not None:
+                await self.release([sub])
+
+    def _try_take_slot(self, task_hash: str) -> bool:
+        """``RequestPath.try_take_slot``, its errors carrying ``task_hash``."""
+        try:
+            return self._path.try_take_slot()
+        except TaskwatchError as exc:
+            if exc.task_hash is None:
+                exc.task_hash = task_hash
+            raise
+
+    async def _get_inline(self, sub: Subscriber, sink: _OneShot) -> Task:
+        """Nobody polls the hash and a slot is free (held): send the request from the
+        caller's own task, as a stream that callers arriving meanwhile join."""
+        path = self._path
+        stream = self._streams[sub.task_hash] = _Stream(sub.task_hash, path.clock())
+        sub.stream = stream
+        stream.subs.append(sub)
+        stream.request = asyncio.current_task()
+        try:
+            task = await path.fetch(path.url_for(sub.task_hash), sub.task_hash, slot_taken=True)
+        except asyncio.CancelledError:
+            stream.request = None
+            self.leave(sub)
+            if stream.subs:  # others joined: they get a poll of their own
+                self._schedule(stream, path.clock(), urgent=True)
+                self._poke()
+            raise
+        except Exception as exc:  # every caller on the stream gets it, this one through its sink
+            stream.request = None
+            self._fail(stream, exc)
+            return await sink.future
+        stream.request = None
+        if len(stream.subs) == 1:  # nobody joined: no decision to hand out, nothing to learn
+            del self._streams[sub.task_hash]
+            sub.stream = None
+            stream.subs.clear()
+            return task
+        self._deliver(stream, task)
+        return await sink.future
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _poke(self, _: object = None) -> None:
+        """Wake the loop, starting it when there is work and it is not running."""
+        job = self._loop_task
+        if job is None or job.done():
+            if self._streams or self._requests:
+                self._loop_task = asyncio.ensure_future(self._run())
+            return
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                self._fire(self._path.clock())
+                if not self._streams and not self._requests:
+                    break
+                slot = self._slot
+                if slot is not None and slot.done():
+                    self._slot = None
+                    self._spend(slot)
+                    continue
+                if slot is None and (self._urgent or self._ready):
+                    try:
+                        free = self._path.try_take_slot()
+                    except Exception as exc:  # the client cannot send at all (see _request)
+                        self._fail_next(exc)
+                        continue
+                    if free:
+                        self._dispatch(budget_binds=False)
+                        continue
+                    slot = self._slot = asyncio.ensure_future(self._path.take_slot())
+                    slot.add_done_callback(self._poke)
+                self._arm_timer()
+                self._wake = loop.create_future()
+                try:
+                    await self._wake
+                finally:
+                    self._wake = None
+        finally:
+            await self._stop_helpers()
+            if self._loop_task is asyncio.current_task():
+                self._loop_task = None
+        if self._streams or self._requests:  # work arrived while the helpers stopped
+            self._poke()
+
+    async def _stop_helpers(self) -> None:
+        timer, slot = self._timer, self._slot
+        self._timer = self._slot = None
+        for helper in (timer, slot):
+            if helper is not None:
+                helper.cancel()
+        if timer is not None:
+            await asyncio.gather(timer, return_exceptions=True)
+        if slot is not None:
+            await asyncio.gather(slot, return_exceptions=True)
+            if not slot.cancelled() and slot.exception() is None:
+                self._path.give_back_slot()  # granted just as the loop stopped
+
+    def _arm_timer(self) -> None:
+        heap = self._heap
+        while heap and heap[0][1] != heap[0][2].generation:
+            heapq.heappop(heap)  # stale: the stream was rescheduled or dropped since
+        if not heap:
+            return
+        at = heap[0][0]
+        timer = self._timer
+        if timer is not None and not timer.done():
+            if self._timer_at <= at:
+                return
+            timer.cancel()
+        self._timer_at = at
+        timer = self._timer = asyncio.ensure_future(self._path.sleep(at - self._path.clock()))
+        timer.add_done_callback(self._poke)
+
+    def _schedule(self, stream: _Stream, at: float, *, urgent: bool = False) -> None:
+        seq = stream.generation = next(self._seq)
+        stream.urgent = urgent
+        self._ready.pop(stream, None)
+        heapq.heappush(self._heap, (at, seq, stream))
+
+    def _fire(self, now: float) -> None:
+        """Move the streams due by ``now`` to the ready queues; time out late subscribers."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, stream = heapq.heappop(heap)
+            if seq != stream.generation:
+                continue
+            stream.generation = -1
+            late = [s for s in stream.subs if s.deadline is not None and s.deadline <= now]
+            for sub in late:
+                self._end(sub, _timeout(sub, stream))
+            if not stream.subs:
+                continue
+            if stream.urgent:
+                self._urgent.append(stream)
+            else:
+                self._ready[stream] = None
+
+    def _pick(self, budget_binds: bool) -> _Stream | None:
+        urgent = self._urgent
+        while urgent:
+            stream = urgent.popleft()
+            if stream.subs and stream.request is None and stream.urgent:
+                return stream
+        ready = self._ready
+        if not ready:
+            self._binding = False  # the backlog is gone: the budget keeps up again
+            return None
+        # Once the budget made a slot wait, it binds until the backlog of due streams is
+        # gone, even for the slots its burst tolerance grants at once.
+        self._binding = binding = self._binding or budget_binds
+        if binding and len(ready) > 1:
+            now = self._path.clock()
+            stream = max(itertools.islice(ready, SCAN_LIMIT), key=lambda s: self._index(s, now))
+        else:
+            stream = next(iter(ready))
+        del ready[stream]
+        return stream
+
+    def _index(self, stream: _Stream, now: float) -> float:
+        low, high = stream.min_interval, stream.max_interval
+        since = 0.0 if stream.last_poll is None else now - stream.last_poll
+        if stream.phase is _PENDING:
+            rate = _priority.start_hazard(self._starts, self._pending_for, low, high)
+        else:
+            rate = _priority.change_rate(
+                stream.changes_seen, now - stream.phase_since, stream.pace, low, high
+            )
+        return _priority.expected_delay(stream.phase, since, rate, low, high, self._running_rate)
+
+    def _spend(self, slot: asyncio.Task[bool]) -> None:
+        """The slot waited for came (or the budget failed): spend it."""
+        if slot.cancelled():
+            return
+        error = slot.exception()
+        if error is None:
+            self._dispatch(budget_binds=slot.result())
+            return
+        self._fail_next(error)  # the budget itself failed (a shared budget out of reach)
+
+    def _fail_next(self, error: BaseException) -> None:
+        """No slot can be had: the stream next in line gets the error (it carries its hash)."""
+        stream = self._pick(budget_binds=False)
+        if stream is not None:
+            if isinstance(error, TaskwatchError) and error.task_hash is None:
+                error.task_hash = stream.task_hash
+            self._fail(stream, error)
+
+    def _dispatch(self, budget_binds: bool) -> None:
+        """Send a request, in the slot held, for the stream that deserves it most."""
+        stream = self._pick(budget_binds)
+        if stream is None:
+            self._path.give_back_slot()
+            return
+        stream.urgent = stream.sent = False
+        request = stream.request = asyncio.ensure_future(self._request(stream))
+        self._requests.add(request)
+        request.add_done_callback(functools.partial(self._request_done, stream))
+
+    async def _request(self, stream: _Stream) -> None:
+        stream.sent = True
+        path = self._path
+        try:
+            url = path.url_for(stream.task_hash)
+        except Exception as exc:  # validated on subscribing: not expected, still handed on
+            path.give_back_slot()
+            stream.request = None
+            self._fail(stream, exc)
+            return
+        fetch = path.fetch(url, stream.task_hash, slot_taken=True)
+        try:
+            deadlines = [s.deadline for s in stream.subs]
+            if None in deadlines or not deadlines:
+                task = await fetch
+            else:  # everyone on it has a deadline: the latest bounds the request too
+                latest = max(d for d in deadlines if d is not None)
+                task = await within(fetch, max(0.0, latest - path.clock()))
+        except (asyncio.TimeoutError, TimeoutError):
+            stream.request = None
+            for sub in list(stream.subs):
+                self._end(sub, _timeout(sub, stream))
+            return
+        except Exception as exc:  # handed to every caller on the stream: never swallowed
+            stream.request = None
+            self._fail(stream, exc)
+            return
+        stream.request = None
+        self._deliver(stream, task)
+
+    def _request_done(self, stream: _Stream, request: asyncio.Task[None]) -> None:
+        self._requests.discard(request)
+        if stream.request is request:
+            stream.request = None
+        if not stream.sent:
+            self._path.give_back_slot()  # cancelled before it began: the slot went unused
+            stream.sent = True
+        self._poke()
+
+    # -- what a snapshot means -------------------------------------------------------------
+
+    def _deliver(self, stream: _Stream, task: Task) -> None:
+        now = self._path.clock()
+        state = task.status.status
+        self._learn(stream, state, now)
+        stream.last = task
+        emitted = self._hand_out(stream, task, state)
+        changed = emitted or state != stream.last_state
+        if state != stream.last_state or state != TaskState.RUNNING:
+            stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds
+        elif emitted:
+            if stream.last_change_at is not None:
+                stream.pace = _policy.update_pace(stream.pace, now - stream.last_change_at)
+            stream.last_change_at = now
+            stream.changes_seen += 1
+        stream.last_state = state
+        stream.quiet = 0 if changed else stream.quiet + 1
+        if task.status.is_done:
+            for sub in list(stream.subs):
+                self._end(sub, None)
+        if not stream.subs:
+            return
+        delay = _policy.poll_interval(
+            stream.quiet, stream.min_interval, stream.max_interval, self._path.random(), stream.pace
+        )
+        due = now + delay
+        for sub in stream.subs:  # never sleep past a deadline
+            if sub.deadline is not None and sub.deadline < due:
+                due = max(now, sub.deadline)
+        self._schedule(stream, due)
+
+    def _hand_out(self, stream: _Stream, task: Task, state: str) -> bool:
+        """Give ``task`` to each caller by its own rules; True when any yielded it."""
+        emitted = False
+        for sub in list(stream.subs):
+            key = sub.key
+            if key is None:
+                sub.sink.snapshot(sub, task)
+                self._end(sub, None)
+                continue
+            try:
+                decision = _policy.decide(sub.last_key, sub.last_state, task, key)
+                sub.last_state = state
+                if decision.emit:
+                    sub.last_key = key(task)
+            except Exception as exc:  # the caller's own key failed: its error alone
+                self._end(sub, exc)
+                continue
+            if decision.emit:
+                emitted = True
+                sub.sink.snapshot(sub, task)
+            if decision.done:
+                self._end(sub, None)
+        return emitted
+
+    def _learn(self, stream: _Stream, state: str, now: float) -> None:
+        """What this poll teaches the priority, about this stream and about the fleet."""
+        phase = _PENDING if state == TaskState.PENDING else _RUNNING
+        if stream.last_poll is not None and stream.phase is _PENDING:
+            self._pending_for += now - stream.last_poll
+            if phase is not _PENDING:
+                self._starts += 1
+        if phase is not stream.phase:
+            stream.phase, stream.phase_since, stream.changes_seen = phase, now, 0
+        stream.last_poll = now
+        if phase is _RUNNING:
+            rate = _priority.change_rate(
+                stream.changes_seen,
+                now - stream.phase_since,
+                stream.pace,
+                stream.min_interval,
+                stream.max_interval,
+            )
+            mean = self._running_rate
+            self._running_rate = rate if mean is None else mean + _FLEET_WEIGHT * (rate - mean)
+
+    def _fail(self, stream: _Stream, error: BaseException) -> None:
+        """A request failed for good: every caller on the stream gets the error."""
+        for sub in list(stream.subs):
+            self._end(sub, error)
+        self._drop(stream)
+
+    def _end(self, sub: Subscriber, error: BaseException | None) -> None:
+        self.leave(sub)
+        sub.sink.end(sub, error)
+
+    def _drop(self, stream: _Stream) -> asyncio.Task[None] | None:
+        """Forget a stream nobody watches any more; cancel its request (and return it)."""
+        if self._streams.get(stream.task_hash) is stream:
+            del self._streams[stream.task_hash]
+        stream.generation = -1
+        self._ready.pop(stream, None)
+        request = stream.request
+        self._poke()
+        if request is None or request is asyncio.current_task():
+            return None
+        request.cancel()
+        return request
+
+
+def _timeout(sub: Subscriber, stream: _Stream) -> WatchTimeout:
+    return WatchTimeout(
+        f"task {sub.task_hash} was not done after {sub.timeout:g}s",
+        task_hash=sub.task_hash,
+        last=stream.last,
+    )

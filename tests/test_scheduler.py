@@ -1,0 +1,188 @@
+"""The client's poll scheduler: coalescing, each caller's own rules, and slots by priority.
+
+Against the simulated API on a real local socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+from collections.abc import Callable, Hashable
+from typing import TypedDict
+
+import pytest
+
+from taskwatch import Client, RateLimiter, Task, WatchTimeout
+from taskwatch.testing import ScriptStep, SimulatedTaskAPI
+
+from .conftest import FakeTime
+
+
+def rising(every: float, steps: int, done_at: float | None = None) -> list[ScriptStep]:
+    script = [ScriptStep(at=0, status="running")]
+    script += [
+        ScriptStep(at=every * n, status="running", total_results=n, total_pages=n)
+        for n in range(1, steps + 1)
+    ]
+    if done_at is not None:
+        script.append(ScriptStep.done(done_at, "completed", total_results=steps))
+    return script
+
+
+def fast_client(api: SimulatedTaskAPI, **options: object) -> Client:
+    settings: dict[str, object] = {
+        "requests_per_minute": None,
+        "retry_initial_wait": 0.01,
+        "retry_max_wait": 0.02,
+    }
+    settings.update(options)
+    return Client(api.api_key, base_url=api.base_url, **settings)  # type: ignore[arg-type]
+
+
+class _Intervals(TypedDict):
+    min_interval: float
+    max_interval: float
+
+
+FAST: _Intervals = {"min_interval": 0.05, "max_interval": 0.2}
+
+
+async def test_fifty_waits_on_one_hash_cost_one_watch() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        shared = api.add_task(rising(0.1, 5, done_at=0.8))
+        solo = api.add_task(rising(0.1, 5, done_at=0.8))
+        async with fast_client(api) as client:
+            results = await asyncio.gather(
+                client.wait(solo, **FAST), *(client.wait(shared, **FAST) for _ in range(50))
+            )
+            assert client.stats().live_watches == 0
+        solo_polls, shared_polls = api.requests_for(solo), api.requests_for(shared)
+    assert all(task.is_done and task.total_results == 5 for task in results)
+    print(f"one wait: {solo_polls} requests; fifty waits on one hash: {shared_polls}")
+    assert shared_polls <= solo_polls + 2  # about one request per poll, not fifty
+
+
+async def test_concurrent_get_task_calls_on_one_hash_share_one_request() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task(rising(1.0, 3))
+        async with fast_client(api) as client:
+            snapshots = await asyncio.gather(*(client.get_task(task_hash) for _ in range(20)))
+            assert client.stats().requests == 1
+            later = await client.get_task(task_hash)  # a call after the others: its own request
+            assert client.stats().requests == 2
+    assert {t.hash_value for t in [*snapshots, later]} == {task_hash}
+
+
+async def test_get_task_joins_a_watch_of_the_same_hash() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task(rising(0.05, 4, done_at=0.5))
+        async with fast_client(api) as client:
+            seen: list[Task] = []
+
+            async def watch() -> None:
+                async for task in client.watch(task_hash, min_interval=0.05, max_interval=0.1):
+                    seen.append(task)
+
+            job = asyncio.ensure_future(watch())
+            await asyncio.sleep(0.12)
+            before = api.requests_for(task_hash)
+            fetched = await asyncio.gather(*(client.get_task(task_hash) for _ in range(5)))
+            # the five calls rode on the watch's next poll: at most one more request
+            assert api.requests_for(task_hash) - before <= 1
+            await job
+    assert all(t.hash_value == task_hash for t in fetched)
+    assert seen[-1].is_done
+
+
+async def test_each_caller_keeps_its_own_key_timeout_and_cancellation() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task(
+            [
+                ScriptStep(at=0, status="pending"),
+                ScriptStep(at=0.2, status="running", total_results=1),
+                ScriptStep(at=0.4, status="running", total_results=2),
+                ScriptStep.done(0.7, "completed", total_results=2),
+            ]
+        )
+        async with fast_client(api) as client:
+            by_results: list[Task] = []
+            by_state: list[Task] = []
+
+            async def follow(
+                into: list[Task],
+                key: Callable[[Task], Hashable] | None = None,
+                timeout: float | None = None,
+            ) -> None:
+                async for task in client.watch(task_hash, **FAST, key=key, timeout=timeout):
+                    into.append(task)
+
+            cancelled = asyncio.ensure_future(follow([]))
+            jobs = [
+                asyncio.ensure_future(follow(by_results)),
+                asyncio.ensure_future(follow(by_state, key=lambda t: t.state)),
+            ]
+            with pytest.raises(WatchTimeout) as info:
+                await follow([], timeout=0.25)
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            await asyncio.gather(*jobs)
+            assert client.stats().live_watches == 0
+    assert info.value.last is not None  # the stream's last snapshot, shared
+    assert [(t.state, t.total_results) for t in by_results] == [
+        ("pending", 0),
+        ("running", 1),
+        ("running", 2),
+        ("completed", 2),
+    ]
+    assert [t.state for t in by_state] == ["pending", "running", "completed"]
+
+
+async def test_breaking_out_of_one_watch_leaves_the_others_polling() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task(rising(0.05, 6, done_at=0.5))
+        async with fast_client(api) as client:
+            async with contextlib.aclosing(client.watch(task_hash, **FAST)) as first:
+                async for _ in first:
+                    break
+            final = await client.wait(task_hash, **FAST)
+            assert client.stats().live_watches == 0
+    assert final.is_done
+
+
+async def test_a_binding_budget_goes_where_the_changes_are() -> None:
+    """Twenty tasks pending for long and one running with results rising every 2 s, at
+    half a request a second: round-robin would poll each about once every 42 s. The
+    scheduler gives the running task most of the slots and still polls every pending one."""
+    time = FakeTime()
+    api = SimulatedTaskAPI(rate_limit=None, clock=time.clock)
+    async with api:
+        pending = [
+            api.add_task(
+                [ScriptStep(at=0, status="pending"), ScriptStep(at=5000, status="running")]
+            )
+            for _ in range(20)
+        ]
+        running = api.add_task(rising(2.0, 150, done_at=300.0))
+        client = Client(api.api_key, base_url=api.base_url, requests_per_minute=30.0)
+        time.install(client)
+        async with client:
+            limiter = client.limiter
+            assert isinstance(limiter, RateLimiter)
+            seen_running: list[Task] = []
+
+            async def watch_all() -> None:
+                async for task in client.watch_many([*pending, running], timeout=330.0):
+                    if task.hash_value == running:
+                        seen_running.append(task)
+
+            with pytest.raises(WatchTimeout):
+                await watch_all()
+        polls_running = api.requests_for(running)
+        polls_pending = [api.requests_for(h) for h in pending]
+    fair_share = sum([*polls_pending, polls_running]) / 21
+    print(f"running: {polls_running} polls; pending: {polls_pending}; fair {fair_share:.1f}")
+    assert polls_running >= 4 * statistics.fmean(polls_pending)
+    assert polls_running >= 3 * fair_share
+    assert min(polls_pending) >= 2  # nobody starves
+    assert seen_running[-1].is_done
