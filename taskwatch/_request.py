@@ -421,6 +421,16 @@ class RequestPath:
             session = self._get_session()
         return session
 
+    async def _budget_slot(self, slot_taken: bool) -> None:
+        """A slot in the budget for the request about to be sent. A slot taken ahead
+        (``take_slot``) before a pause began (a 429 handled since) is not enough: the pause
+        holds this request too, as it holds every request not yet on the wire."""
+        if slot_taken and self.limiter.paused_for() <= 0:
+            return
+        if not self.limiter.try_acquire():
+            await self.limiter.acquire()
+            raise_if_cancelling()  # a limiter may sit on a library that swallows it
+
     async def _send(self, url: URL, task_hash: str, slot_taken: bool) -> Task:
         # The gate first, the budget second: a request that had to wait for a free
         # connection still meets a pause that began meanwhile (a 429 holds every caller
@@ -429,15 +439,7 @@ class RequestPath:
         if not slot_taken and not gate.try_enter():
             await gate.enter()
         try:
-            if not slot_taken:
-                if not self.limiter.try_acquire():
-                    await self.limiter.acquire()
-                    raise_if_cancelling()  # a limiter may sit on a library that swallows it
-            elif self.limiter.paused_for() > 0:
-                # The slot was granted before a pause began (a 429 handled since): the pause
-                # holds this request too, as it holds every request not yet on the wire.
-                await self.limiter.acquire()
-                raise_if_cancelling()
+            await self._budget_slot(slot_taken)
             session = self._session_for(task_hash)
         except BaseException:
             gate.leave()
