@@ -2,6 +2,7 @@
 
     python -m benchmarks._sim_server --workload random|queue|budget --tasks N --seed S --speed X
         [--rate-limit R --rate-window W] [--horizon H]
+        [--pending-min A --pending-max B --running-min C --running-max D --gap-min E --gap-max F]
 
 ``budget`` keeps N tasks live for H simulated seconds, each finished task followed by a new
 one (``_workloads.budget_mix``); each task's line also gives its creation time and its events.
@@ -47,7 +48,10 @@ async def _serve(args: argparse.Namespace) -> None:
     for _ in range(args.tasks if args.workload != "budget" else 0):
         if args.workload == "queue":
             steps = queue_like(
-                rng, (args.pending_min, args.pending_max), (args.running_min, args.running_max)
+                rng,
+                (args.pending_min, args.pending_max),
+                (args.running_min, args.running_max),
+                (args.gap_min, args.gap_max),
             )
             scripts[api.add_task(steps)] = steps
         else:
@@ -83,6 +87,8 @@ def main() -> None:
     parser.add_argument("--pending-max", type=float, default=900.0)
     parser.add_argument("--running-min", type=float, default=30.0)
     parser.add_argument("--running-max", type=float, default=120.0)
+    parser.add_argument("--gap-min", type=float, default=3.0, help="queue: s between results")
+    parser.add_argument("--gap-max", type=float, default=10.0)
     parser.add_argument("--horizon", type=float, default=3000.0, help="budget: seconds of tasks")
     asyncio.run(_serve(parser.parse_args()))
 

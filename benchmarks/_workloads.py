@@ -13,11 +13,12 @@ def queue_like(
     rng: random.Random,
     pending: tuple[float, float],
     running: tuple[float, float] = (30.0, 120.0),
+    gaps: tuple[float, float] = (3.0, 10.0),
 ) -> list[ScriptStep]:
     """A task as a squid with few concurrency slots runs it: pending for a long, varied time
-    (waiting for a slot), then running briefly with ``total_results`` rising in quick bursts
-    every 3-10 s for ``running`` seconds, then done: 80% completed, 10% aborted early (partial
-    results), 10% failed early."""
+    (waiting for a slot), then running briefly with ``total_results`` rising in bursts every
+    U(``gaps``) seconds (3-10 s by default) for ``running`` seconds, then done: 80% completed,
+    10% aborted early (partial results), 10% failed early."""
     start = rng.uniform(*pending)
     run_for = rng.uniform(*running)
     outcome = rng.choices(["completed", "aborted", "failed"], [0.8, 0.1, 0.1])[0]
@@ -27,7 +28,7 @@ def queue_like(
     at, results, pages = start, 0, 0
     steps.append(ScriptStep(at=at, status="running"))
     while True:
-        at += rng.uniform(3.0, 10.0)
+        at += rng.uniform(*gaps)
         if at >= start + run_for:
             break
         results += rng.randint(5, 60)
