@@ -18,7 +18,10 @@ in one event loop.
 Offline, in simulated time with no sockets: the same workload polled slot by slot by
 round-robin, by the index of ``taskwatch._priority`` as a watch would estimate its rates, and
 by that index given each task's true rates. The last is this workload's estimate of the best
-possible, reported as a ratio to round-robin beside the live ratio.
+possible, reported as a ratio to round-robin beside the live ratio. The same three, offline,
+over a sweep of budgets give the figure of delay against the budget
+(``plots.delay_vs_budget``: docs/images/delay-vs-budget.png from a full run; ``--quick``
+sweeps three budgets of its smaller workload and writes the figure to benchmarks/results/).
 
 Detection delay: from a task's start (its first state other than pending), each rise of its
 results, or its completion, to the first snapshot that shows it. Events in the measurement
@@ -41,7 +44,8 @@ import taskwatch
 from taskwatch import _policy, _priority
 from taskwatch.testing import ScriptStep
 
-from ._common import RESULTS, say, table, verdict, write_result
+from . import plots
+from ._common import say, table, verdict, write_result
 from ._sim_server import SimProcess
 from ._workloads import budget_mix
 from ._workloads import events as script_events
@@ -389,61 +393,23 @@ def offline_runs(quick: bool) -> dict[str, Any]:
 BUDGETS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # requests a second for the 200 tasks
 
 
-def sweep() -> dict[str, dict[str, float]]:
-    """Mean detection delay against the budget, offline on the full workload."""
-    workload = budget_mix(random.Random(5), 200, 3000.0)
-    window = (300.0, 2700.0)
+def sweep(quick: bool) -> dict[str, dict[str, float]]:
+    """Mean detection delay against the budget, offline on the live run's workload (quick:
+    its smaller workload, at three budgets scaled to its 60 tasks)."""
+    tasks, horizon, budgets = (
+        (60, 900.0, tuple(rate * 60 / 200 for rate in BUDGETS[::3]))
+        if quick
+        else (200, 3000.0, BUDGETS)
+    )
+    workload = budget_mix(random.Random(5), tasks, horizon)
+    window = (300.0, horizon - 300.0)
     out: dict[str, dict[str, float]] = {}
     for policy in ("round-robin", "index", "oracle"):
         out[policy] = {
-            str(rate): offline(workload, rate, 3000.0, window, policy, 600.0)["mean_all"]
-            for rate in BUDGETS
+            str(rate): offline(workload, rate, horizon, window, policy, 600.0)["mean_all"]
+            for rate in budgets
         }
     return out
-
-
-def plot(curves: dict[str, dict[str, float]], live: dict[str, Any] | None) -> str:
-    """Draw delay against budget to benchmarks/results/budget-delay.png; returns its path, or
-    why not (matplotlib is optional)."""
-    try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError:
-        return "(no plot: matplotlib is not installed)"
-    labels = {
-        "round-robin": "round-robin",
-        "index": "taskwatch's priority (offline)",
-        "oracle": "the priority given the true rates (offline)",
-    }
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for policy, points in curves.items():
-        rates = [float(r) for r in points]
-        axes.plot([r * 60 for r in rates], list(points.values()), marker="o", label=labels[policy])
-    if live is not None:
-        rpm = live["requests_per_minute"]
-        for name, marker in (("taskwatch", "*"), ("round-robin", "s")):
-            axes.plot(
-                [rpm], [live[name]["mean_all"]], marker=marker, linestyle="none", markersize=11,
-                label=f"{name}, live over sockets",
-            )  # fmt: skip
-    axes.set_xlabel("budget (requests per minute, 200 live tasks)")
-    axes.set_ylabel("mean detection delay (s)")
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    ticks = [r * 60 for r in BUDGETS]
-    axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    axes.minorticks_off()
-    axes.set_title("Detection delay against the budget: heterogeneous mix")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "budget-delay.png"
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return str(path)
 
 
 def report(result: dict[str, Any], quick: bool) -> None:
@@ -490,11 +456,17 @@ def report(result: dict[str, Any], quick: bool) -> None:
         f"round-robin; taskwatch live {ratio_all:.2f}x"
     )
     if "sweep" in result:
-        say("\nOffline, mean delay against the budget (requests/minute: s):")
+        say(
+            f"\nOffline, mean delay against the budget ({run['tasks_live']} tasks; "
+            "requests/minute: s):"
+        )
         for name, points in result["sweep"].items():
             cells = "  ".join(f"{float(r) * 60:g}: {d:.1f}" for r, d in points.items())
             say(f"  {name:12s} {cells}")
-        say(f"plot: {plot(result['sweep'], run)}")
+        path = plots.delay_vs_budget(
+            result["sweep"], run, plots.images_dir(quick) / "delay-vs-budget.png"
+        )
+        say(f"figure: {path}")
     path = write_result("budget-quick" if quick else "budget", result)
     say(f"results: {path}")
 
@@ -510,8 +482,7 @@ def main(argv: list[str] | None = None) -> None:
             say(f"{name}: {row}")
         return
     result["live"] = asyncio.run(live(args.quick))
-    if not args.quick:
-        result["sweep"] = sweep()
+    result["sweep"] = sweep(args.quick)
     report(result, args.quick)
 
 

@@ -6,13 +6,11 @@ to docs/images/, where the performance guide shows them; ``--quick`` writes them
 its JSON results, so that CI checks the plotting code without touching the committed images.
 
 - ``requests_vs_delay``: requests per task against mean detection delay, taskwatch and
-  fixed-interval polling (benchmarks.freshness, the queue-like workload);
+  fixed-interval polling (benchmarks.freshness, the workload the policy was tuned on);
 - ``memory_vs_watches``: peak extra RSS against the number of concurrent watches
   (benchmarks.scale, one process per size);
-- ``delay_vs_budget``: mean detection delay against the rate budget, taskwatch and a
-  round-robin poller. Nothing measures a sweep of budgets yet: the benchmark that does
-  calls it with its rows (see the function), writing docs/images/delay-vs-budget.png, and
-  the performance guide (docs/guides/performance.md) then shows that image.
+- ``delay_vs_budget``: mean detection delay against the rate budget, round-robin and
+  taskwatch's priority swept offline, and the live runs at one budget (benchmarks.budget).
 
 ``python -m benchmarks.plots`` redraws the figures of docs/images/ from the JSON results of
 the last full runs, without measuring again.
@@ -147,27 +145,54 @@ def memory_vs_watches(points: Sequence[Mapping[str, Any]], path: Path) -> Path:
     return _save(figure, path)
 
 
-def delay_vs_budget(rows: Sequence[Mapping[str, float]], path: Path) -> Path:
-    """Mean detection delay against the rate budget, for taskwatch and a round-robin poller.
+_BUDGET_LABELS = {
+    "round-robin": "round-robin",
+    "index": "taskwatch's priority (offline)",
+    "oracle": "the priority given the true rates (offline)",
+}
 
-    ``rows``: one mapping per budget measured, with ``requests_per_minute``, ``taskwatch``
-    (taskwatch's mean detection delay, s) and ``round_robin`` (the round-robin poller's, or
-    its bound N / R / 2, s). The benchmark that sweeps budgets calls this and writes
-    docs/images/delay-vs-budget.png.
+
+def delay_vs_budget(
+    sweep: Mapping[str, Mapping[str, float]], live: Mapping[str, Any] | None, path: Path
+) -> Path:
+    """Mean detection delay against the rate budget (benchmarks.budget): one curve per
+    offline policy, and the live runs' two points.
+
+    ``sweep``: per policy (``round-robin``, ``index``, ``oracle``), the budget in requests a
+    second (as a string) to the mean detection delay (s). ``live``: the live run's result
+    (``requests_per_minute``, ``tasks_live``, and ``mean_all`` under ``taskwatch`` and
+    ``round-robin``), or None to draw the offline curves only.
     """
-    rows = sorted(rows, key=lambda row: row["requests_per_minute"])
-    budgets = [row["requests_per_minute"] for row in rows]
-    figure, axes = plt.subplots(figsize=(7, 4.2))
-    axes.plot(
-        budgets, [row["taskwatch"] for row in rows], "D-", color="tab:blue", label="taskwatch"
-    )
-    axes.plot(
-        budgets, [row["round_robin"] for row in rows], "o--", color="tab:gray", label="round robin"
-    )
-    axes.set_xlabel("rate budget (requests per minute)")
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    budgets: set[float] = set()
+    for policy, points in sweep.items():
+        rates = [float(rate) for rate in points]
+        budgets.update(rates)
+        axes.plot(
+            [rate * 60 for rate in rates],
+            list(points.values()),
+            marker="o",
+            label=_BUDGET_LABELS.get(policy, policy),
+        )
+    tasks = ""
+    if live is not None:
+        tasks = f", {live['tasks_live']} live tasks"
+        rpm = live["requests_per_minute"]
+        # Round-robin hollow and first, so that taskwatch's star shows when the two are close.
+        for name, marker, face in (("round-robin", "s", "none"), ("taskwatch", "*", None)):
+            axes.plot(
+                [rpm], [live[name]["mean_all"]], marker=marker, linestyle="none", markersize=11,
+                markerfacecolor=face, label=f"{name}, live over sockets",
+            )  # fmt: skip
+    axes.set_xlabel(f"budget (requests per minute{tasks})")
     axes.set_ylabel("mean detection delay (s)")
-    axes.set_title("Detection delay against the budget")
-    axes.grid(True, alpha=0.3)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    ticks = sorted(rate * 60 for rate in budgets)
+    axes.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
+    axes.minorticks_off()
+    axes.set_title("Detection delay against the budget: heterogeneous mix")
+    axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     return _save(figure, path)
 
@@ -187,6 +212,13 @@ def main() -> None:
         if not path.stem.endswith("-quick")
     ]
     print(memory_vs_watches([*swept, result("scale")], DOCS_IMAGES / "memory-vs-watches.png"))
+    budget = result("budget")
+    if "sweep" in budget:
+        print(
+            delay_vs_budget(
+                budget["sweep"], budget.get("live"), DOCS_IMAGES / "delay-vs-budget.png"
+            )
+        )
 
 
 if __name__ == "__main__":
