@@ -288,6 +288,15 @@ class RequestPath:
         (released on every path); retries take slots of their own."""
         try:
             try:
+                # The common case (the key accepted, nothing refused, the same event loop)
+                # goes straight to the send: no frame for the probe and the loop check.
+                if (
+                    self._key_proven
+                    and self._refused is None
+                    and self._stale_session is None
+                    and asyncio.get_running_loop() is self._loop
+                ):
+                    return await self._send(url, task_hash, slot_taken)
                 return await self._attempt(url, task_hash, slot_taken)
             except _TRANSIENT as exc:
                 if self._max_retries == 0 or not _is_transient(exc):
@@ -453,29 +462,11 @@ class RequestPath:
                 allow_redirects=False,  # the key never follows a redirect anywhere
                 raise_for_status=False,
             ) as response:
-                body = await _read_body(response, task_hash)
+                body = await _body_of(response, task_hash)
                 status, reason, headers = response.status, response.reason, response.headers
-        except (asyncio.TimeoutError, TimeoutError) as exc:  # one class from Python 3.11 on
+        except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.transport_errors += 1
-            raise TransportError(
-                f"no complete answer within {self._timeout_seconds:g}s (per-attempt timeout)",
-                task_hash=task_hash,
-            ) from exc
-        except aiohttp.ClientPayloadError as exc:
-            self.transport_errors += 1
-            raise TransportError(f"the response was cut off: {exc}", task_hash=task_hash) from exc
-        except aiohttp.ClientResponseError as exc:  # a malformed answer (bad status line...)
-            self.transport_errors += 1
-            _redact(exc)
-            raise TransportError(
-                f"the API sent a malformed answer: {type(exc).__name__}: {exc}",
-                task_hash=task_hash,
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            self.transport_errors += 1
-            raise TransportError(
-                f"could not reach the API: {_describe(exc)}", task_hash=task_hash
-            ) from exc
+            raise self._transport_error(exc, task_hash) from exc
         finally:
             gate.leave()
         if not self._key_proven and _proves_the_key(status):
@@ -494,6 +485,23 @@ class RequestPath:
         error = await self._error(status, reason, headers, body, task_hash)
         raise_if_cancelling()
         raise error
+
+    def _transport_error(self, exc: BaseException, task_hash: str) -> TransportError:
+        """What an attempt that got no usable HTTP answer raises (the key redacted first)."""
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):  # one class from 3.11 on
+            return TransportError(
+                f"no complete answer within {self._timeout_seconds:g}s (per-attempt timeout)",
+                task_hash=task_hash,
+            )
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return TransportError(f"the response was cut off: {exc}", task_hash=task_hash)
+        if isinstance(exc, aiohttp.ClientResponseError):  # a malformed answer (bad status...)
+            _redact(exc)
+            return TransportError(
+                f"the API sent a malformed answer: {type(exc).__name__}: {exc}",
+                task_hash=task_hash,
+            )
+        return TransportError(f"could not reach the API: {_describe(exc)}", task_hash=task_hash)
 
     def _note_deviations(self, deviations: list[str]) -> None:
         """Count each kind of deviation from the documented body; log the kinds never seen
@@ -591,6 +599,19 @@ def _redact(exc: aiohttp.ClientResponseError) -> None:
         info.url, info.method, CIMultiDictProxy(headers), info.real_url
     )
     exc.args = (exc.request_info, *exc.args[1:])
+
+
+def _body_of(response: aiohttp.ClientResponse, task_hash: str) -> Awaitable[bytes]:
+    """What reads the whole body (see ``_read_body``): for a declared, uncompressed body under
+    the cap, aiohttp's own read, awaited by the caller without a frame of ours in between."""
+    declared = response.content_length
+    if (
+        declared is not None
+        and declared <= _protocol.MAX_BODY_BYTES
+        and "Content-Encoding" not in response.headers
+    ):
+        return response.read()
+    return _read_body(response, task_hash)
 
 
 async def _read_body(response: aiohttp.ClientResponse, task_hash: str) -> bytes:

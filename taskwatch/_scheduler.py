@@ -243,6 +243,21 @@ class _OneShot:
             self.future.set_exception(error)
 
 
+class _Ignore:
+    """The sink of a ``get_task`` that sends its own request: it has the answer already."""
+
+    __slots__ = ()
+
+    def snapshot(self, sub: Subscriber, task: Task) -> None:
+        pass
+
+    def end(self, sub: Subscriber, error: BaseException | None) -> None:
+        pass
+
+
+_IGNORE = _Ignore()
+
+
 class Scheduler:
     """The poll schedule of one client (see the module docstring)."""
 
@@ -360,16 +375,48 @@ class Scheduler:
 
     async def get(self, task_hash: str) -> Task:
         """The next snapshot of ``task_hash``, shared with every other caller on it."""
-        self._follow_loop()
-        sink = _OneShot()
-        sub = Subscriber(task_hash, sink, None)
+        if asyncio.get_running_loop() is not self._loop:
+            self._follow_loop()
+        streams = self._streams
         if (
-            task_hash not in self._streams
+            task_hash not in streams
             and not self._urgent
             and not self._ready
             and self._try_take_slot(task_hash)
         ):
-            return await self._get_inline(sub, sink)
+            # Nobody polls the hash and a slot is free (held): send the request from the
+            # caller's own task, as a stream that callers arriving meanwhile join. The caller
+            # holds its place on it as a one-shot subscriber whose sink ignores what it is
+            # handed: its snapshot (or error) is the request's own.
+            path = self._path
+            stream = streams[task_hash] = _Stream(task_hash, path.clock())
+            sub = Subscriber(task_hash, _IGNORE, None)
+            sub.stream = stream
+            stream.subs.append(sub)
+            stream.request = asyncio.current_task()
+            try:
+                task = await path.fetch(path.url_for(task_hash), task_hash, slot_taken=True)
+            except asyncio.CancelledError:
+                stream.request = None
+                self.leave(sub)
+                if stream.subs:  # others joined: they get a poll of their own
+                    self._schedule(stream, path.clock(), urgent=True)
+                    self._poke()
+                raise
+            except Exception as exc:  # every caller on the stream gets it, this one too
+                stream.request = None
+                self._fail(stream, exc)
+                raise
+            stream.request = None
+            if len(stream.subs) == 1:  # nobody joined: no decision to hand out, nothing to learn
+                del streams[task_hash]
+                sub.stream = None
+                stream.subs.clear()
+                return task
+            self._deliver(stream, task)
+            return task
+        sink = _OneShot()
+        sub = Subscriber(task_hash, sink, None)
         self.subscribe(sub)
         try:
             return await sink.future
@@ -385,36 +432,6 @@ class Scheduler:
             if exc.task_hash is None:
                 exc.task_hash = task_hash
             raise
-
-    async def _get_inline(self, sub: Subscriber, sink: _OneShot) -> Task:
-        """Nobody polls the hash and a slot is free (held): send the request from the
-        caller's own task, as a stream that callers arriving meanwhile join."""
-        path = self._path
-        stream = self._streams[sub.task_hash] = _Stream(sub.task_hash, path.clock())
-        sub.stream = stream
-        stream.subs.append(sub)
-        stream.request = asyncio.current_task()
-        try:
-            task = await path.fetch(path.url_for(sub.task_hash), sub.task_hash, slot_taken=True)
-        except asyncio.CancelledError:
-            stream.request = None
-            self.leave(sub)
-            if stream.subs:  # others joined: they get a poll of their own
-                self._schedule(stream, path.clock(), urgent=True)
-                self._poke()
-            raise
-        except Exception as exc:  # every caller on the stream gets it, this one through its sink
-            stream.request = None
-            self._fail(stream, exc)
-            return await sink.future
-        stream.request = None
-        if len(stream.subs) == 1:  # nobody joined: no decision to hand out, nothing to learn
-            del self._streams[sub.task_hash]
-            sub.stream = None
-            stream.subs.clear()
-            return task
-        self._deliver(stream, task)
-        return await sink.future
 
     # -- the loop --------------------------------------------------------------------------
 
