@@ -363,7 +363,9 @@ class Scheduler:
             await cancel_and_wait(requests)
             # and their done-callbacks have run (cancel_and_wait skips a task already done)
             await asyncio.gather(*requests, return_exceptions=True)
-        while not self._streams and not self._requests:
+        # With no stream left, every request has just been cancelled and awaited: wait for
+        # the loop too, even if a request's done-callback has not run yet (it wakes the loop).
+        while not self._streams:
             job = self._loop_task
             if job is None or job is asyncio.current_task():
                 return
@@ -412,6 +414,9 @@ class Scheduler:
                 del streams[task_hash]
                 sub.stream = None
                 stream.subs.clear()
+                # A loop that saw this stream waits for work: wake it, so that it ends when
+                # nothing else is left (else it would outlive every watch).
+                self._poke()
                 return task
             self._deliver(stream, task)
             return task

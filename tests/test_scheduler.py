@@ -186,3 +186,28 @@ async def test_a_binding_budget_goes_where_the_changes_are() -> None:
     assert polls_running >= 3 * fair_share
     assert min(polls_pending) >= 2  # nobody starves
     assert seen_running[-1].is_done
+
+
+async def test_the_scheduler_ends_when_a_get_outlives_every_watch() -> None:
+    """A get_task sent from its caller's task while the last watch ends: once it returns,
+    nothing of the scheduler is left running (its loop saw the get's stream, and must be
+    woken when the get drops it)."""
+    from taskwatch.testing import Fault
+
+    from .conftest import SECRET, fast_client
+    from .test_watch_many import taskwatch_tasks
+
+    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as api:
+        watched = api.add_task([ScriptStep(at=0, status="running", total_results=1)])
+        fetched = api.add_task([ScriptStep(at=0, status="running", total_results=2)])
+        api.inject(Fault.delay(0.3), task_hash=fetched)  # the get is in flight meanwhile
+        async with fast_client(api.base_url) as client:
+            watch = client.watch(watched, min_interval=0.01, max_interval=0.01)
+            async with contextlib.aclosing(watch) as snapshots:
+                await anext(snapshots)
+                get = asyncio.ensure_future(client.get_task(fetched))
+                await asyncio.sleep(0.1)  # the get's request is on its way
+            assert (await get).total_results == 2
+            for _ in range(20):  # a few loop turns for the scheduler to notice
+                await asyncio.sleep(0)
+            assert taskwatch_tasks() == []
