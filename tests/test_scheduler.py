@@ -194,14 +194,13 @@ async def test_the_scheduler_ends_when_a_get_outlives_every_watch() -> None:
     woken when the get drops it)."""
     from taskwatch.testing import Fault
 
-    from .conftest import SECRET, fast_client
     from .test_watch_many import taskwatch_tasks
 
-    async with SimulatedTaskAPI(rate_limit=None, api_key=SECRET) as api:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
         watched = api.add_task([ScriptStep(at=0, status="running", total_results=1)])
         fetched = api.add_task([ScriptStep(at=0, status="running", total_results=2)])
         api.inject(Fault.delay(0.3), task_hash=fetched)  # the get is in flight meanwhile
-        async with fast_client(api.base_url) as client:
+        async with fast_client(api) as client:
             watch = client.watch(watched, min_interval=0.01, max_interval=0.01)
             async with contextlib.aclosing(watch) as snapshots:
                 await anext(snapshots)
