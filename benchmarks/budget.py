@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import taskwatch
-from taskwatch import _policy, _priority
+from taskwatch import _priority
 from taskwatch.testing import ScriptStep
 
 from . import plots
@@ -114,10 +114,8 @@ class _Offline:
         "changes_seen",
         "created",
         "done",
-        "last_change",
+        "last_pages",
         "last_poll",
-        "last_results",
-        "pace",
         "phase",
         "phase_since",
         "polled",
@@ -130,31 +128,39 @@ class _Offline:
         self.steps = steps
         self.ats = [s.at for s in steps]
         self.true_rate = true_rate
-        self.last_poll = created
+        self.last_poll = created  # a new watch counts as pending since it was created
         self.polled = False
         self.done = False
         self.phase = _priority.Phase.PENDING
         self.phase_since = created
         self.changes_seen = 0
-        self.last_results = 0
-        self.last_change: float | None = None
-        self.pace: float | None = None
+        self.last_pages = 0
 
-    def poll(self, now: float) -> tuple[str, int, bool]:
+    def poll(self, now: float, fleet: _Fleet) -> tuple[str, int, bool]:
+        """What the scheduler's ``_learn`` does with a snapshot, the fleet's figures too."""
         step = self.steps[bisect.bisect_right(self.ats, now) - 1]
+        since = now - self.last_poll if self.polled else None
+        unseen_since = self.last_poll  # the creation time before the first poll
         self.polled = True
         self.last_poll = now
-        if step.is_done:
-            self.done = True
-        elif step.status != "pending" and self.phase is _priority.Phase.PENDING:
-            self.phase, self.phase_since = _priority.Phase.RUNNING, now
-            self.changes_seen, self.last_change, self.pace = 0, None, None
-        elif step.total_results != self.last_results:
-            self.changes_seen += 1
-            if self.last_change is not None:
-                self.pace = _policy.update_pace(self.pace, now - self.last_change)
-            self.last_change = now
-        self.last_results = step.total_results
+        phase = _priority.Phase.PENDING if step.status == "pending" else _priority.Phase.RUNNING
+        if since is not None and self.phase is _priority.Phase.PENDING:
+            fleet.pending_for += since
+            fleet.starts += phase is not _priority.Phase.PENDING
+        elif since is not None:
+            changes = step.total_pages - self.last_pages
+            self.changes_seen += changes
+            fleet.changes += changes
+            fleet.running_for += since
+            fleet.ends += step.is_done
+        if phase is not self.phase:
+            self.phase = phase
+            ran_for, self.changes_seen = _priority.started(
+                step.total_pages, now - unseen_since, fleet.rate(), since is not None
+            )
+            self.phase_since = now - ran_for
+        self.last_pages = step.total_pages
+        self.done = step.is_done
         return step.status, step.total_results, step.is_done
 
 
@@ -166,57 +172,54 @@ def _true_rate(steps: list[ScriptStep]) -> float:
     return max(len(running) - 1, 1) / max(spell, 1.0)
 
 
+def _spell(steps: list[ScriptStep]) -> float:
+    running = [s for s in steps if s.status == "running"]
+    return steps[-1].at - running[0].at if running else 0.0
+
+
 class _Fleet:
-    """What the offline index knows across tasks: starts seen, seconds seen pending, and the
-    rate expected of a fresh start."""
+    """What the offline index knows across tasks, as the scheduler learns it: starts in
+    seconds seen pending; changes and ends in seconds seen running. The oracle knows the true
+    figures instead."""
 
-    def __init__(self, policy: str, pending_mean: float, records: list[_Offline]) -> None:
+    def __init__(self, policy: str, pending_mean: float, tasks: list[_Offline]) -> None:
         self.policy = policy
-        self.pending_mean = pending_mean
-        self.starts = 0
-        self.pending_for = 0.0
-        self.started: float | None = None
-        if policy == "oracle":
-            self.started = statistics.fmean(r.true_rate for r in records)
+        self.starts = self.changes = self.ends = 0
+        self.pending_for = self.running_for = 0.0
+        self.true_hazard = 1.0 / pending_mean
+        self.true_fleet = statistics.fmean(r.true_rate for r in tasks)
+        self.true_ending = 1.0 / max(statistics.fmean(_spell(r.steps) for r in tasks), 1.0)
 
-    def learn(self, live: list[_Offline], now: float) -> None:
-        if self.policy != "index":
-            return
-        rates = [
-            _priority.change_rate(
-                r.changes_seen, now - r.phase_since, r.pace, MIN_INTERVAL, MAX_INTERVAL
-            )
-            for r in live
-            if r.polled and r.phase is _priority.Phase.RUNNING
-        ]
-        self.started = statistics.fmean(rates) if rates else None
+    def rate(self) -> float:
+        """The fleet's rate of change as the scheduler learns it."""
+        return _priority.fleet_rate(self.changes, self.running_for, MIN_INTERVAL, MAX_INTERVAL)
 
     def score(self, record: _Offline, now: float) -> float:
         since = now - record.last_poll
         if self.policy == "round-robin":
             return since
-        if not record.polled:
-            return float("inf")  # a new watch's first snapshot comes first
+        low, high = MIN_INTERVAL, MAX_INTERVAL
+        oracle = self.policy == "oracle"
+        fleet = (
+            self.true_fleet
+            if oracle
+            else _priority.fleet_rate(self.changes, self.running_for, low, high)
+        )
         if record.phase is _priority.Phase.PENDING:
-            if self.policy == "oracle":
-                rate = 1.0 / self.pending_mean
-            else:
-                rate = _priority.start_hazard(
-                    self.starts, self.pending_for, MIN_INTERVAL, MAX_INTERVAL
-                )
-        elif self.policy == "oracle":
-            rate = record.true_rate
+            rate = (
+                self.true_hazard
+                if oracle
+                else _priority.start_hazard(self.starts, self.pending_for, low, high)
+            )
+            return _priority.index(record.phase, since, rate, low, high, started_rate=fleet)
+        if oracle:
+            rate, ending = record.true_rate, self.true_ending
         else:
             rate = _priority.change_rate(
-                record.changes_seen,
-                now - record.phase_since,
-                record.pace,
-                MIN_INTERVAL,
-                MAX_INTERVAL,
+                record.changes_seen, now - record.phase_since, fleet, low, high
             )
-        return _priority.expected_delay(
-            record.phase, since, rate, MIN_INTERVAL, MAX_INTERVAL, self.started
-        )
+            ending = _priority.end_hazard(self.ends, self.running_for, low, high)
+        return _priority.index(record.phase, since, rate, low, high, ending=ending)
 
 
 def offline(
@@ -240,16 +243,10 @@ def offline(
     while now < horizon:
         while arriving and arriving[0].created <= now:
             live.append(arriving.popleft())
-        fleet.learn(live, now)
         due = [r for r in live if not r.polled or now - r.last_poll >= MIN_INTERVAL]
         if due:
             best = max(due, key=lambda r: fleet.score(r, now))
-            was_pending = best.polled and best.phase is _priority.Phase.PENDING
-            waited = now - best.last_poll
-            state, total, done = best.poll(now)
-            if was_pending:
-                fleet.pending_for += waited
-                fleet.starts += best.phase is not _priority.Phase.PENDING or done
+            state, total, done = best.poll(now, fleet)
             seen.setdefault(str(id(best)), []).append((now, state, total, done))
             if done:
                 live.remove(best)

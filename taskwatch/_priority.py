@@ -1,27 +1,29 @@
-"""The pure priority policy: which due watch gets the next request slot. No I/O, no clock.
+"""The pure priority policy: which watch gets the next request slot. No I/O, no clock.
 
-When the rate budget binds (more polls are due than the budget can send), a slot is a scarce
-thing, and whoever asked first is no better a guess than anyone else of where a change waits.
-This module ranks the due watches instead. It sees only what the watch's own polls showed:
+When the rate budget binds (more polls are wanted than the budget can send), a slot is a
+scarce thing, and whoever asked first is no better a guess than anyone else of where a change
+waits. This module ranks the watches instead. It sees only what the watch's own polls showed:
 the task's phase (pending or running), how long since the last poll, how long the watch has
-seen it in that phase, and how many changes (of the change key, or of ``total_pages``) it has
-seen meanwhile. The caller passes those numbers in; the functions return plain numbers.
+seen it run and how many changes it made meanwhile (counted by ``total_pages``, and at least
+one whenever the change key moved), plus what the scheduler learnt from all its watches: how
+fast tasks start, change and end. The caller passes those numbers in; the functions return
+plain numbers.
 
 The index
 ---------
-Give the slot to the due watch with the largest **expected detection delay accumulated since
-its last poll**: the sum, over the changes that may have happened unseen since then, of how
-long each has waited so far.
+Give the slot to the watch with the largest **expected detection delay accumulated since its
+last poll**: the sum, over the changes that may have happened unseen since then, of how long
+each has waited so far.
 
 - A task whose changes arrive as a Poisson stream at rate ``r`` (changes per second), last
   polled ``t`` seconds ago, holds on average ``r * t`` unseen changes, each waiting ``t / 2``:
-  ``r * t**2 / 2`` seconds of delay.
+  ``r * t**2 / 2`` seconds of delay. Its end, at hazard ``e``, is one more such change.
 - A pending task's next change is its start, at hazard ``h``: ``h * t**2 / 2`` for the start
-  itself, plus ``h * r0 * t**3 / 6`` for the changes a freshly started task (at the prior rate
-  ``r0``) makes before anyone notices it started. That second term is why a task that has
-  waited long is polled somewhat more often than its hazard alone says.
-- A running task may also end at any moment; its completion counts like one more change at the
-  hazard ``COMPLETION_HAZARD_INTERVALS`` running spells of ``max_interval`` suggest.
+  itself, plus ``h * r0 * t**3 / 6`` for the changes a freshly started task (at the fleet's
+  rate ``r0``) makes before anyone notices it started. Most of the delay a binding budget
+  leaves is there: a task that started unseen piles up changes, all seen at once, late.
+- A watch not polled yet counts as a task pending since it was subscribed: its first poll
+  comes when a start is likely, not at once (the scheduler's rule while the budget binds).
 
 Ranking by the delay accumulated so far is the Max-Weight policy for age of information, which
 Kadota et al. prove near optimal, close to their Whittle index policy ("Scheduling policies
@@ -33,24 +35,30 @@ polling news feeds ("Efficient monitoring algorithm for fast news alerts", IEEE 
 2007). Estimating each source's change rate from what polls saw, and spending more polls where
 changes are more frequent (but not in proportion), follows Cho and Garcia-Molina's refresh
 policies for crawlers ("Synchronizing a database to improve freshness", SIGMOD 2000;
-"Effective page refresh policies for web crawlers", ACM TODS 28(4), 2003).
+"Effective page refresh policies for web crawlers", ACM TODS 28(4), 2003). (Weighting the
+cubic term as the Whittle index of a renewal model would, ``t**3 / 3``, polls pending tasks
+more: starts are seen sooner, but the mean, the completions and the p99 all lose.)
 
 Rates come from observations with a prior, never from a guess of the workload:
 
-- a running task's rate is ``(changes seen + 1) / (seconds seen running + max_interval)``,
-  or ``1 / pace`` once the watch knows a pace (the typical gap between changes, ``_policy``);
-- the start hazard is learnt across all the watches of one scheduler, as an exponential wait's
-  rate: ``(starts seen + 1) / (seconds seen pending + PENDING_PRIOR_INTERVALS * max_interval)``;
-- a fresh start's rate ``r0`` is the mean rate of the running watches (the caller's figure),
-  else one change per ``max_interval``.
+- the fleet's rate of change ``r0``: changes seen per second seen running, across the
+  scheduler's watches, with a prior of one change per ``max_interval``;
+- a running task's rate: ``(changes seen + 1) / (seconds seen running + 1 / r0)``, its own
+  count shrunk towards the fleet's. Changes are counted by pages: a poll sees at most one
+  change of a key however many happened, so a count of changed polls could never exceed the
+  poll rate, and a task polled rarely would look slow for being polled rarely. A task found
+  started counts the pages it shows over half the time since it was last seen (``started``);
+- the start and end hazards: starts (ends) seen per second seen pending (running), with
+  priors of one per ``PENDING_PRIOR_INTERVALS`` (``COMPLETION_HAZARD_INTERVALS``)
+  ``max_interval``.
 
 ``started_at`` and the other wall-clock fields are not used: the server's clock and the
 client's need not agree, and the watches' own monotonic observations suffice.
 
 Limits
 ------
-- Never more often than ``min_interval``: a watch is not due until ``min_interval`` after its
-  last poll (the scheduler's rule; the index ranks only due watches).
+- Never more often than ``min_interval``: a watch is ranked only ``min_interval`` after its
+  last poll (the scheduler's rule).
 - ``max_interval`` is kept whenever the budget allows: every watch is due at the latest
   ``max_interval`` after its last poll, and with slots to spare every due watch is polled.
 - Nobody starves: every rate is clamped to ``[1 / (RATE_FLOOR_INTERVALS * max_interval),
@@ -62,6 +70,7 @@ Limits
 from __future__ import annotations
 
 import enum
+import math
 
 __all__ = [
     "COMPLETION_HAZARD_INTERVALS",
@@ -69,8 +78,11 @@ __all__ = [
     "RATE_FLOOR_INTERVALS",
     "Phase",
     "change_rate",
-    "expected_delay",
+    "end_hazard",
+    "fleet_rate",
+    "index",
     "start_hazard",
+    "started",
 ]
 
 # A pending task's prior: one start per this many max_intervals of waiting.
@@ -84,7 +96,7 @@ RATE_FLOOR_INTERVALS = 100.0
 class Phase(enum.IntEnum):
     """What the last poll showed of a task, as the index distinguishes it."""
 
-    PENDING = 0  # waiting for a slot: its next change is its start
+    PENDING = 0  # waiting for a slot (or never polled yet): its next change is its start
     RUNNING = 1  # scraping: changes arrive, and it may end
 
 
@@ -92,24 +104,52 @@ def _clamp(rate: float, min_interval: float, max_interval: float) -> float:
     return min(max(rate, 1.0 / (RATE_FLOOR_INTERVALS * max_interval)), 1.0 / min_interval)
 
 
+def _learnt(events: int, seen_for: float, prior_for: float) -> float:
+    """``events`` seen in ``seen_for`` seconds, with a prior of one event per ``prior_for``
+    seconds: the rate of a Poisson stream (or an exponential wait), estimated."""
+    return (max(events, 0) + 1.0) / (max(seen_for, 0.0) + prior_for)
+
+
+def fleet_rate(
+    changes_seen: int, running_seen_for: float, min_interval: float, max_interval: float
+) -> float:
+    """The mean rate of change (per second) of the running tasks of one scheduler:
+    ``changes_seen`` changes in ``running_seen_for`` seconds of watching tasks run, with a
+    prior of one change per ``max_interval``. It is also the rate expected of a task that has
+    just started. Always within ``[1 / (RATE_FLOOR_INTERVALS * max_interval), 1 /
+    min_interval]``."""
+    return _clamp(_learnt(changes_seen, running_seen_for, max_interval), min_interval, max_interval)
+
+
 def change_rate(
     changes_seen: int,
     seen_for: float,
-    pace: float | None,
+    fleet: float,
     min_interval: float,
     max_interval: float,
 ) -> float:
-    """A running task's expected changes per second.
-
-    ``changes_seen`` changes were seen in ``seen_for`` seconds of watching it run; ``pace`` is
-    its typical seconds between changes once known (None before). Always within
-    ``[1 / (RATE_FLOOR_INTERVALS * max_interval), 1 / min_interval]``.
+    """A running task's expected changes per second: ``changes_seen`` changes in ``seen_for``
+    seconds of running, shrunk towards the ``fleet`` rate (``fleet_rate``) by a prior worth
+    one change at that rate. A task seen briefly is taken as typical; one seen long, by what
+    it did. Always within ``[1 / (RATE_FLOOR_INTERVALS * max_interval), 1 / min_interval]``.
     """
-    if pace is not None and pace > 0:
-        rate = 1.0 / pace
-    else:
-        rate = (max(changes_seen, 0) + 1.0) / (max(seen_for, 0.0) + max_interval)
-    return _clamp(rate, min_interval, max_interval)
+    fleet = _clamp(fleet, min_interval, max_interval)
+    return _clamp(_learnt(changes_seen, seen_for, 1.0 / fleet), min_interval, max_interval)
+
+
+def started(pages: int, unseen_for: float, fleet: float, seen_pending: bool) -> tuple[float, int]:
+    """A task found running with ``pages`` processed, last seen ``unseen_for`` seconds ago
+    (pending when ``seen_pending``; else never seen, that long ago subscribed): how long it
+    has probably run (half that time: it started at some point in it) and how many changes to
+    count for that time. A task never seen pending may have run long before anyone watched
+    it, so its pages count for at most what the ``fleet`` rate makes in that time (at most
+    twice the fleet's rate, estimated); its next polls tell the rest.
+    """
+    unseen_for = max(unseen_for, 0.0)
+    pages = max(pages, 0)
+    if not seen_pending:
+        pages = min(pages, math.ceil(fleet * unseen_for))
+    return unseen_for / 2.0, pages
 
 
 def start_hazard(
@@ -120,29 +160,44 @@ def start_hazard(
     (the maximum-likelihood rate of an exponential wait, with a prior of one start per
     ``PENDING_PRIOR_INTERVALS * max_interval``)."""
     prior = PENDING_PRIOR_INTERVALS * max_interval
-    rate = (max(starts_seen, 0) + 1.0) / (max(pending_seen_for, 0.0) + prior)
-    return _clamp(rate, min_interval, max_interval)
+    return _clamp(_learnt(starts_seen, pending_seen_for, prior), min_interval, max_interval)
 
 
-def expected_delay(
+def end_hazard(
+    ends_seen: int, running_seen_for: float, min_interval: float, max_interval: float
+) -> float:
+    """A running task's expected ends per second, learnt across the watches of one scheduler
+    as ``start_hazard`` is, with a prior of one end per ``COMPLETION_HAZARD_INTERVALS *
+    max_interval`` of running."""
+    prior = COMPLETION_HAZARD_INTERVALS * max_interval
+    return _clamp(_learnt(ends_seen, running_seen_for, prior), min_interval, max_interval)
+
+
+def index(
     phase: Phase,
     since_poll: float,
     rate: float,
     min_interval: float,
     max_interval: float,
+    *,
     started_rate: float | None = None,
+    ending: float | None = None,
 ) -> float:
-    """The index: the expected detection delay (seconds, summed over the changes that may
-    have happened unseen) accumulated in the ``since_poll`` seconds since the last poll.
+    """The index of a watch last polled ``since_poll`` seconds ago: the detection delay
+    (seconds) its poll now would save at the margin (see the module docstring). The slot goes
+    to the largest.
 
     ``rate`` is ``change_rate(...)`` for a running task and ``start_hazard(...)`` for a pending
-    one; ``started_rate`` is the rate of change expected of a task that has just started
-    (default one change per ``max_interval``). Grows without bound in ``since_poll``; 0.0 at 0.
+    one. ``started_rate`` is the rate of change expected of a task that has just started
+    (``fleet_rate``; default one change per ``max_interval``); ``ending`` a running task's
+    hazard of ending (``end_hazard``; default its prior). Grows without bound in
+    ``since_poll``; 0.0 at 0.
     """
     t = max(since_poll, 0.0)
     if phase is Phase.PENDING:
         if started_rate is None:
-            started_rate = 1.0 / max_interval  # a fresh start's prior rate of change
+            started_rate = 1.0 / max_interval
         return rate * t * t / 2.0 + rate * started_rate * t * t * t / 6.0
-    completion = 1.0 / (COMPLETION_HAZARD_INTERVALS * max_interval)
-    return (rate + completion) * t * t / 2.0
+    if ending is None:
+        ending = 1.0 / (COMPLETION_HAZARD_INTERVALS * max_interval)
+    return (rate + ending) * t * t / 2.0

@@ -5,7 +5,7 @@ The data path, one step per place::
     task hash -> stream (one per hash, shared by every caller on the client)
       -> due time (a heap, like the event loop's timers)
       -> a request slot (room in flight, then the rate budget: ``RequestPath.take_slot``)
-      -> the due stream that deserves it most (``_priority``)
+      -> the stream that deserves it most (``_priority``)
       -> one request (``RequestPath.fetch``) -> Task
       -> each caller's own decision (``_policy.decide``: yield it? is it the last?)
       -> the stream's next due time (``_policy.poll_interval``)
@@ -23,12 +23,19 @@ since the last allows), then whatever its own rules say. Each keeps its own chan
 timeout and cancellation; a stream ends with its last caller, and its request is cancelled.
 
 Which stream gets a slot: first polls and ``get_task`` calls first, in order (someone is
-waiting for an answer); then, when the budget made the slot wait (it binds), the due stream
-with the largest expected detection delay accumulated since its last poll
-(``_priority.expected_delay``), until the backlog of due streams is gone; when it does not
-bind, the longest due. The ranking scans at
-most ``SCAN_LIMIT`` due streams, the longest due first, so that a huge backlog costs bounded
-time per slot and the longest waiting are always among those ranked.
+waiting for an answer); then, when the budget made the slot wait (it binds), the stream with
+the largest priority index (``_priority.index``), until the backlog of due streams is gone;
+when it does not bind, the longest due. While the budget binds:
+
+- a new watch's first poll is ranked with the others, as a task pending since it was
+  subscribed, rather than sent first: a poll of a task created a moment ago tells little, and
+  the one that finds it started tells much (a ``get_task`` still goes first);
+- the ranking covers every stream polled at least ``min_interval`` ago, not only the due
+  ones: a due time is the freshness schedule of a budget with room to spare, and a binding
+  budget's slots go where the index says.
+
+The ranking scans at most ``SCAN_LIMIT`` streams, the longest due first, so that a huge
+backlog costs bounded time per slot and the longest waiting are always among those ranked.
 """
 
 from __future__ import annotations
@@ -56,9 +63,6 @@ _T = TypeVar("_T")
 
 # Due streams ranked per slot at most (the longest due first).
 SCAN_LIMIT = 4096
-
-# Weight of the newest running-rate estimate in the fleet's mean (the prior of a fresh start).
-_FLEET_WEIGHT = 0.05
 
 _PENDING, _RUNNING = _priority.Phase.PENDING, _priority.Phase.RUNNING
 
@@ -277,11 +281,13 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop all of this belongs to
         self._binding = False  # the budget has made slots wait since the backlog began
         self.live_watches = 0
-        # What the fleet taught the priority: starts seen, seconds seen pending, and the mean
-        # rate of change of running tasks (the prior for a task that has just started).
+        # What the fleet taught the priority: starts seen in seconds seen pending; changes
+        # and ends seen in seconds seen running.
         self._starts = 0
         self._pending_for = 0.0
-        self._running_rate: float | None = None
+        self._changes = 0
+        self._ends = 0
+        self._running_for = 0.0
 
     # -- callers ---------------------------------------------------------------------------
 
@@ -541,36 +547,69 @@ class Scheduler:
                 self._ready[stream] = None
 
     def _pick(self, budget_binds: bool) -> _Stream | None:
-        urgent = self._urgent
+        # Once the budget made a slot wait, it binds until the backlog of due streams is
+        # gone, even for the slots its burst tolerance grants at once.
+        binding = self._binding or budget_binds
+        urgent, ready = self._urgent, self._ready
         while urgent:
             stream = urgent.popleft()
-            if stream.subs and stream.request is None and stream.urgent:
-                return stream
-        ready = self._ready
+            if not (stream.subs and stream.request is None and stream.urgent):
+                continue
+            if binding and stream.last_poll is None and _watchers_only(stream):
+                # A new watch while the budget binds: nobody waits on its first poll alone
+                # (a get_task would), so it is ranked with the others, as a task pending
+                # since it was subscribed.
+                stream.urgent = False
+                ready[stream] = None
+                continue
+            return stream
         if not ready:
             self._binding = False  # the backlog is gone: the budget keeps up again
             return None
-        # Once the budget made a slot wait, it binds until the backlog of due streams is
-        # gone, even for the slots its burst tolerance grants at once.
-        self._binding = binding = self._binding or budget_binds
-        if binding and len(ready) > 1:
-            now = self._path.clock()
-            stream = max(itertools.islice(ready, SCAN_LIMIT), key=lambda s: self._index(s, now))
-        else:
+        self._binding = binding
+        if not binding:
             stream = next(iter(ready))
-        del ready[stream]
+            del ready[stream]
+            return stream
+        now = self._path.clock()
+        stream = max(self._rankable(now), key=lambda s: self._index(s, now))
+        if stream in ready:
+            del ready[stream]
+        else:
+            stream.generation = -1  # polled before its due time: its heap entry is stale
         return stream
+
+    def _rankable(self, now: float) -> list[_Stream]:
+        """The streams a binding budget's slot may go to: the due ones (the longest due
+        first), then those not due yet but polled at least ``min_interval`` ago. A due time
+        is the freshness schedule of a budget with room to spare; when the budget binds, the
+        index alone decides. At most ``SCAN_LIMIT``."""
+        pool = list(itertools.islice(self._ready, SCAN_LIMIT))
+        if len(pool) < SCAN_LIMIT:
+            for _, seq, stream in self._heap:
+                if (
+                    seq == stream.generation
+                    and not stream.urgent
+                    and stream.last_poll is not None
+                    and now - stream.last_poll >= stream.min_interval
+                ):
+                    pool.append(stream)
+                    if len(pool) >= SCAN_LIMIT:
+                        break
+        return pool
 
     def _index(self, stream: _Stream, now: float) -> float:
         low, high = stream.min_interval, stream.max_interval
-        since = 0.0 if stream.last_poll is None else now - stream.last_poll
+        last = stream.phase_since if stream.last_poll is None else stream.last_poll
+        fleet = _priority.fleet_rate(self._changes, self._running_for, low, high)
         if stream.phase is _PENDING:
             rate = _priority.start_hazard(self._starts, self._pending_for, low, high)
-        else:
-            rate = _priority.change_rate(
-                stream.changes_seen, now - stream.phase_since, stream.pace, low, high
-            )
-        return _priority.expected_delay(stream.phase, since, rate, low, high, self._running_rate)
+            return _priority.index(_PENDING, now - last, rate, low, high, started_rate=fleet)
+        rate = _priority.change_rate(
+            stream.changes_seen, now - stream.phase_since, fleet, low, high
+        )
+        ending = _priority.end_hazard(self._ends, self._running_for, low, high)
+        return _priority.index(_RUNNING, now - last, rate, low, high, ending=ending)
 
     def _spend(self, slot: asyncio.Task[bool]) -> None:
         """The slot waited for came (or the budget failed): spend it."""
@@ -645,9 +684,9 @@ class Scheduler:
     def _deliver(self, stream: _Stream, task: Task) -> None:
         now = self._path.clock()
         state = task.status.status
-        self._learn(stream, state, now)
-        stream.last = task
+        previous, stream.last = stream.last, task
         emitted = self._hand_out(stream, task, state)
+        self._learn(stream, previous, task, emitted, now)
         changed = emitted or state != stream.last_state
         if state != stream.last_state or state != TaskState.RUNNING:
             stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds
@@ -655,7 +694,6 @@ class Scheduler:
             if stream.last_change_at is not None:
                 stream.pace = _policy.update_pace(stream.pace, now - stream.last_change_at)
             stream.last_change_at = now
-            stream.changes_seen += 1
         stream.last_state = state
         stream.quiet = 0 if changed else stream.quiet + 1
         if task.status.is_done:
@@ -696,26 +734,38 @@ class Scheduler:
                 self._end(sub, None)
         return emitted
 
-    def _learn(self, stream: _Stream, state: str, now: float) -> None:
-        """What this poll teaches the priority, about this stream and about the fleet."""
-        phase = _PENDING if state == TaskState.PENDING else _RUNNING
-        if stream.last_poll is not None and stream.phase is _PENDING:
-            self._pending_for += now - stream.last_poll
-            if phase is not _PENDING:
-                self._starts += 1
-        if phase is not stream.phase:
-            stream.phase, stream.phase_since, stream.changes_seen = phase, now, 0
+    def _learn(
+        self, stream: _Stream, previous: Task | None, task: Task, emitted: bool, now: float
+    ) -> None:
+        """What this poll teaches the priority, about this stream and about the fleet.
+
+        The changes a running task made since the last poll are counted by its pages (each
+        page processed is a chance for its results to change), and as one at least when a
+        caller's key changed: a poll sees at most one change of a key, however many happened.
+        """
+        phase = _PENDING if task.status.status == TaskState.PENDING else _RUNNING
+        last = stream.phase_since if stream.last_poll is None else stream.last_poll
+        seen_before = stream.last_poll is not None
         stream.last_poll = now
-        if phase is _RUNNING:
-            rate = _priority.change_rate(
-                stream.changes_seen,
-                now - stream.phase_since,
-                stream.pace,
-                stream.min_interval,
-                stream.max_interval,
+        if seen_before and stream.phase is _PENDING:
+            self._pending_for += now - last
+            self._starts += phase is not _PENDING
+        elif seen_before and previous is not None:  # it was running, and ran on
+            pages = task.status.total_pages - previous.status.total_pages
+            changes = max(pages, int(emitted))
+            stream.changes_seen += changes
+            self._changes += changes
+            self._running_for += now - last
+            self._ends += task.status.is_done
+        if phase is not stream.phase:
+            stream.phase = phase
+            fleet = _priority.fleet_rate(
+                self._changes, self._running_for, stream.min_interval, stream.max_interval
             )
-            mean = self._running_rate
-            self._running_rate = rate if mean is None else mean + _FLEET_WEIGHT * (rate - mean)
+            ran_for, stream.changes_seen = _priority.started(
+                task.status.total_pages, now - last, fleet, seen_before
+            )
+            stream.phase_since = now - ran_for
 
     def _fail(self, stream: _Stream, error: BaseException) -> None:
         """A request failed for good: every caller on the stream gets the error."""
@@ -739,6 +789,11 @@ class Scheduler:
             return None
         request.cancel()
         return request
+
+
+def _watchers_only(stream: _Stream) -> bool:
+    """Every caller on ``stream`` watches it (none is a one-shot ``get_task``)."""
+    return all(sub.key is not None for sub in stream.subs)
 
 
 def _timeout(sub: Subscriber, stream: _Stream) -> WatchTimeout:

@@ -12,27 +12,47 @@ from taskwatch._priority import (
     RATE_FLOOR_INTERVALS,
     Phase,
     change_rate,
-    expected_delay,
+    end_hazard,
+    fleet_rate,
+    index,
     start_hazard,
+    started,
 )
 
 LOW, HIGH = 1.0, 30.0
+FLOOR = 1 / (RATE_FLOOR_INTERVALS * HIGH)
 
 
 @pytest.mark.parametrize(
-    ("changes", "seen_for", "pace", "expected"),
+    ("changes", "seen_for", "fleet", "expected"),
     [
-        (0, 0.0, None, 1 / 30),  # the prior: one change per max_interval
-        (9, 60.0, None, 10 / 90),  # (changes + 1) / (seconds + max_interval)
-        (0, 600.0, None, 1 / 630),
-        (3, 10.0, 4.0, 1 / 4),  # a known pace wins
-        (0, 0.0, 0.25, 1.0),  # never faster than one change per min_interval
-        (0, 1e9, None, 1 / (RATE_FLOOR_INTERVALS * 30)),  # never slower than the floor
-        (-5, -1.0, None, 1 / 30),  # nonsense counts are taken as none
+        (0, 0.0, 1 / 30, 1 / 30),  # seen for no time: the fleet's rate
+        (0, 0.0, 0.2, 0.2),
+        (9, 60.0, 1 / 30, 10 / 90),  # (changes + 1) / (seconds + 1 / fleet)
+        (9, 60.0, 0.2, 10 / 65),  # a faster fleet: the prior weighs less time
+        (0, 600.0, 1 / 30, 1 / 630),  # seen long, changing never: slow, whatever the fleet
+        (300, 600.0, 1 / 30, 301 / 630),  # seen long, changing often: fast
+        (0, 0.0, 4.0, 1.0),  # never faster than one change per min_interval
+        (0, 1e9, 1 / 30, FLOOR),  # never slower than the floor
+        (-5, -1.0, 1 / 30, 1 / 30),  # nonsense counts are taken as none
+        (0, 0.0, 0.0, FLOOR),  # a fleet rate out of range is clamped first
     ],
 )
-def test_change_rate(changes: int, seen_for: float, pace: float | None, expected: float) -> None:
-    assert change_rate(changes, seen_for, pace, LOW, HIGH) == pytest.approx(expected)
+def test_change_rate(changes: int, seen_for: float, fleet: float, expected: float) -> None:
+    assert change_rate(changes, seen_for, fleet, LOW, HIGH) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("changes", "running_for", "expected"),
+    [
+        (0, 0.0, 1 / 30),  # the prior: one change per max_interval
+        (99, 970.0, 100 / 1000),
+        (0, 1e12, FLOOR),
+        (10**9, 1.0, 1.0),
+    ],
+)
+def test_fleet_rate(changes: int, running_for: float, expected: float) -> None:
+    assert fleet_rate(changes, running_for, LOW, HIGH) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +60,7 @@ def test_change_rate(changes: int, seen_for: float, pace: float | None, expected
     [
         (0, 0.0, 1 / (PENDING_PRIOR_INTERVALS * 30)),
         (9, 5700.0, 10 / 6000),  # an exponential wait's rate, learnt with the prior
-        (0, 1e12, 1 / (RATE_FLOOR_INTERVALS * 30)),
+        (0, 1e12, FLOOR),
         (10**6, 0.0, 1.0),
     ],
 )
@@ -49,57 +69,118 @@ def test_start_hazard(starts: int, pending_for: float, expected: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("phase", "since", "rate", "started", "expected"),
+    ("ends", "running_for", "expected"),
     [
-        (Phase.RUNNING, 0.0, 0.2, None, 0.0),
-        (Phase.RUNNING, -3.0, 0.2, None, 0.0),
-        # r t^2 / 2 for the changes, plus the completion's hazard
-        (Phase.RUNNING, 10.0, 0.2, None, (0.2 + 1 / (COMPLETION_HAZARD_INTERVALS * 30)) * 50),
-        # h t^2 / 2 for the start, plus h r0 t^3 / 6 for the changes made before it is seen
-        (Phase.PENDING, 60.0, 0.01, None, 0.01 * 1800 + 0.01 * (1 / 30) * 36000),
-        (Phase.PENDING, 60.0, 0.01, 0.5, 0.01 * 1800 + 0.01 * 0.5 * 36000),
+        (0, 0.0, 1 / (COMPLETION_HAZARD_INTERVALS * 30)),
+        (4, 1200.0, 5 / 1500),
+        (0, 1e12, FLOOR),
     ],
 )
-def test_expected_delay(
-    phase: Phase, since: float, rate: float, started: float | None, expected: float
+def test_end_hazard(ends: int, running_for: float, expected: float) -> None:
+    assert end_hazard(ends, running_for, LOW, HIGH) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("pages", "unseen_for", "fleet", "seen_pending", "expected"),
+    [
+        # seen pending 120 s ago, now running with 12 pages: it ran 60 s, on average
+        (12, 120.0, 0.1, True, (60.0, 12)),
+        (500, 120.0, 0.1, True, (60.0, 500)),  # the window is bounded: every page counts
+        # never seen before: its pages count for at most what the fleet makes meanwhile
+        (500, 120.0, 0.1, False, (60.0, 12)),
+        (3, 120.0, 0.1, False, (60.0, 3)),
+        (0, 0.0, 0.1, False, (0.0, 0)),
+        (-1, -5.0, 0.1, True, (0.0, 0)),  # nonsense is taken as nothing
+    ],
+)
+def test_started(
+    pages: int, unseen_for: float, fleet: float, seen_pending: bool, expected: tuple[float, int]
 ) -> None:
-    assert expected_delay(phase, since, rate, LOW, HIGH, started) == pytest.approx(expected)
+    assert started(pages, unseen_for, fleet, seen_pending) == pytest.approx(expected)
+
+
+def test_a_never_seen_task_is_taken_at_most_twice_as_fast_as_the_fleet() -> None:
+    """However many pages a task shows on its first poll, its first estimate stays within
+    twice the fleet's rate: it may have run for hours before anyone watched it."""
+    fleet = 0.05
+    for unseen_for in (1.0, 10.0, 100.0, 1000.0):
+        ran_for, changes = started(10**6, unseen_for, fleet, seen_pending=False)
+        assert change_rate(changes, ran_for, fleet, LOW, HIGH) <= 2 * fleet + 1e-9
+
+
+ENDING = 1 / (COMPLETION_HAZARD_INTERVALS * 30)
+
+
+@pytest.mark.parametrize(
+    ("phase", "since", "rate", "started_rate", "ending", "expected"),
+    [
+        (Phase.RUNNING, 0.0, 0.2, None, None, 0.0),
+        (Phase.RUNNING, -3.0, 0.2, None, None, 0.0),
+        # (r + ending) t^2 / 2: the changes and the end accumulated since the last poll
+        (Phase.RUNNING, 10.0, 0.2, None, None, (0.2 + ENDING) * 50),
+        (Phase.RUNNING, 10.0, 0.2, None, 0.01, 0.21 * 50),
+        # h t^2 / 2 for the start, plus h r0 t^3 / 6 for the changes made before it is seen
+        (Phase.PENDING, 60.0, 0.01, None, None, 0.01 * 1800 + 0.01 * (1 / 30) * 36000),
+        (Phase.PENDING, 60.0, 0.01, 0.5, None, 0.01 * 1800 + 0.01 * 0.5 * 36000),
+        (Phase.PENDING, 0.0, 0.01, 0.5, None, 0.0),
+    ],
+)
+def test_index(
+    phase: Phase,
+    since: float,
+    rate: float,
+    started_rate: float | None,
+    ending: float | None,
+    expected: float,
+) -> None:
+    got = index(phase, since, rate, LOW, HIGH, started_rate=started_rate, ending=ending)
+    assert got == pytest.approx(expected)
+
+
+def _interval_at(level: float, phase: Phase, rate: float, started_rate: float = 0.1) -> float:
+    """The time since the last poll at which the index reaches ``level``."""
+    low, high = 0.0, 1e7
+    for _ in range(200):
+        mid = (low + high) / 2
+        if index(phase, mid, rate, LOW, HIGH, started_rate=started_rate, ending=0.0) < level:
+            low = mid
+        else:
+            high = mid
+    return low
 
 
 def test_a_faster_task_is_polled_more_often_but_by_the_square_root() -> None:
     """At a common index level, polls come at a rate proportional to sqrt(change rate)."""
-
-    def interval_at(level: float, rate: float) -> float:
-        low, high = 0.0, 1e6
-        for _ in range(200):
-            mid = (low + high) / 2
-            if expected_delay(Phase.RUNNING, mid, rate, LOW, HIGH) < level:
-                low = mid
-            else:
-                high = mid
-        return low
-
-    completion = 1 / (COMPLETION_HAZARD_INTERVALS * HIGH)
     slow, fast = 0.01, 0.16
-    ratio = interval_at(500.0, slow) / interval_at(500.0, fast)
-    assert ratio == pytest.approx(math.sqrt((fast + completion) / (slow + completion)))
-    assert 2.0 < ratio < 4.0  # sixteen times the rate: not sixteen times the polls
+    ratio = _interval_at(500.0, Phase.RUNNING, slow) / _interval_at(500.0, Phase.RUNNING, fast)
+    assert ratio == pytest.approx(math.sqrt(fast / slow))
+    assert ratio == pytest.approx(4.0)  # sixteen times the rate: four times the polls
+
+
+def test_a_pending_task_is_polled_more_often_when_started_tasks_change_faster() -> None:
+    """A start unseen costs the changes the task makes before anyone notices: the faster the
+    fleet changes once started, the sooner a pending task is worth a poll."""
+    hazard = 1 / 600
+    lazy = _interval_at(100.0, Phase.PENDING, hazard, started_rate=0.01)
+    busy = _interval_at(100.0, Phase.PENDING, hazard, started_rate=0.3)
+    assert busy < lazy / 2
 
 
 @pytest.mark.parametrize("phase", [Phase.PENDING, Phase.RUNNING])
 def test_nobody_starves_the_index_grows_past_any_other(phase: Phase) -> None:
     """The slowest possible watch, left alone long enough, outranks the fastest one polled
     at min_interval: every watch gets a slot when the budget binds."""
-    slowest = 1 / (RATE_FLOOR_INTERVALS * HIGH)
-    fastest = expected_delay(Phase.RUNNING, 10 * LOW, 1 / LOW, LOW, HIGH)
+    fastest = index(Phase.RUNNING, 10 * LOW, 1 / LOW, LOW, HIGH)
     waits = [10.0**k for k in range(1, 8)]
-    indices = [expected_delay(phase, t, slowest, LOW, HIGH) for t in waits]
+    indices = [index(phase, t, FLOOR, LOW, HIGH, started_rate=FLOOR, ending=FLOOR) for t in waits]
     assert indices == sorted(indices)
     assert indices[-1] > fastest
 
 
 def test_a_pending_task_that_waited_outranks_a_running_one_polled_just_now() -> None:
     hazard = start_hazard(0, 0.0, LOW, HIGH)
-    assert expected_delay(Phase.PENDING, 300.0, hazard, LOW, HIGH) > expected_delay(
-        Phase.RUNNING, 5.0, change_rate(0, 0.0, 2.0, LOW, HIGH), LOW, HIGH
+    fleet = fleet_rate(0, 0.0, LOW, HIGH)
+    running = change_rate(0, 0.0, 0.5, LOW, HIGH)
+    assert index(Phase.PENDING, 300.0, hazard, LOW, HIGH, started_rate=fleet) > index(
+        Phase.RUNNING, 5.0, running, LOW, HIGH
     )
