@@ -214,10 +214,9 @@ def main() -> None:
     print(memory_vs_watches([*swept, result("scale")], DOCS_IMAGES / "memory-vs-watches.png"))
     budget = result("budget")
     if "sweep" in budget:
+        swept_budget = budget["sweep"].get("default", budget["sweep"])
         print(
-            delay_vs_budget(
-                budget["sweep"], budget.get("live"), DOCS_IMAGES / "delay-vs-budget.png"
-            )
+            delay_vs_budget(swept_budget, budget.get("live"), DOCS_IMAGES / "delay-vs-budget.png")
         )
 
 
