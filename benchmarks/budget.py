@@ -116,6 +116,7 @@ class _Offline:
         "done",
         "last_pages",
         "last_poll",
+        "last_results",
         "phase",
         "phase_since",
         "polled",
@@ -134,7 +135,7 @@ class _Offline:
         self.phase = _priority.Phase.PENDING
         self.phase_since = created
         self.changes_seen = 0
-        self.last_pages = 0
+        self.last_pages = self.last_results = 0
 
     def poll(self, now: float, fleet: _Fleet) -> tuple[str, int, bool]:
         """What the scheduler's ``_learn`` does with a snapshot, the fleet's figures too."""
@@ -148,7 +149,8 @@ class _Offline:
             fleet.pending_for += since
             fleet.starts += phase is not _priority.Phase.PENDING
         elif since is not None:
-            changes = step.total_pages - self.last_pages
+            changed = step.total_results != self.last_results or step.is_done
+            changes = max(step.total_pages - self.last_pages, 1) if changed else 0
             self.changes_seen += changes
             fleet.changes += changes
             fleet.running_for += since
@@ -159,7 +161,7 @@ class _Offline:
                 step.total_pages, now - unseen_since, fleet.rate(), since is not None
             )
             self.phase_since = now - ran_for
-        self.last_pages = step.total_pages
+        self.last_pages, self.last_results = step.total_pages, step.total_results
         self.done = step.is_done
         return step.status, step.total_results, step.is_done
 

@@ -739,9 +739,10 @@ class Scheduler:
     ) -> None:
         """What this poll teaches the priority, about this stream and about the fleet.
 
-        The changes a running task made since the last poll are counted by its pages (each
-        page processed is a chance for its results to change), and as one at least when a
-        caller's key changed: a poll sees at most one change of a key, however many happened.
+        A poll that shows a change of a caller's key saw at least one change, and as many as
+        the pages processed since the last poll (each page is a chance for the results to
+        change): a poll sees at most one change of a key, however many happened, so a count
+        of changed polls alone could never exceed the poll rate.
         """
         phase = _PENDING if task.status.status == TaskState.PENDING else _RUNNING
         last = stream.phase_since if stream.last_poll is None else stream.last_poll
@@ -752,7 +753,7 @@ class Scheduler:
             self._starts += phase is not _PENDING
         elif seen_before and previous is not None:  # it was running, and ran on
             pages = task.status.total_pages - previous.status.total_pages
-            changes = max(pages, int(emitted))
+            changes = max(pages, 1) if emitted else 0
             stream.changes_seen += changes
             self._changes += changes
             self._running_for += now - last

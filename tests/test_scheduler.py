@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import TypedDict
 
 import pytest
@@ -210,3 +210,99 @@ async def test_the_scheduler_ends_when_a_get_outlives_every_watch() -> None:
             for _ in range(20):  # a few loop turns for the scheduler to notice
                 await asyncio.sleep(0)
             assert taskwatch_tasks() == []
+
+
+async def test_a_binding_budget_ranks_new_watches_instead_of_sending_them_first() -> None:
+    """A task changing every second is watched at half a request a second (the budget
+    binds); then twenty watches of tasks just created (pending) join at once. Their first
+    polls are ranked with the running task's, as tasks pending since they joined, rather than
+    sent first: the running task keeps being polled meanwhile, each new watch still gets its
+    first snapshot, and a get_task still goes first."""
+    time = FakeTime()
+    api = SimulatedTaskAPI(rate_limit=None, clock=time.clock)
+    async with api:
+        running = api.add_task(rising(1.0, 400, done_at=400.0))
+        pending = [
+            api.add_task(
+                [ScriptStep(at=0, status="pending"), ScriptStep(at=5000, status="running")]
+            )
+            for _ in range(20)
+        ]
+        client = Client(api.api_key, base_url=api.base_url, requests_per_minute=30.0)
+        time.install(client)
+        async with client:
+            joined = 0.0
+            seen_running: list[float] = []
+            first_seen: dict[str, float] = {}
+            got_after: list[float] = []
+
+            async def hashes() -> AsyncIterator[str]:
+                nonlocal joined
+                yield running
+                await time.sleep(30.0)
+                joined = time.now
+                for task_hash in pending:
+                    yield task_hash
+
+            async def one_get() -> None:
+                await time.sleep(40.0)
+                asked = time.now
+                await client.get_task(pending[-1])
+                got_after.append(time.now - asked)
+
+            async def watch_all() -> None:
+                async for task in client.watch_many(hashes(), timeout=180.0):
+                    if task.hash_value == running:
+                        seen_running.append(time.now)
+                    else:
+                        first_seen.setdefault(task.hash_value, time.now)
+
+            getter = asyncio.ensure_future(one_get())
+            with pytest.raises(WatchTimeout):
+                await watch_all()
+            await getter
+    during = [at for at in seen_running if joined <= at < joined + 40.0]
+    print(f"running polled {len(during)} times in the 40 s after 20 watches joined")
+    # First polls sent first would take the next 20 slots (40 s): the running task none.
+    assert len(during) >= 5
+    assert sorted(first_seen) == sorted(pending)  # nobody starves
+    assert got_after[0] <= 2 * 2.0 + 0.5  # a get_task waits for a slot, not for the ranking
+
+
+async def test_a_binding_budget_polls_a_stream_before_its_due_time_when_it_ranks_first() -> None:
+    """Two tasks changing every second share a binding budget (half a request a second)
+    with one that stays pending for 1200 s; ``max_interval`` is long (600 s), so the pending
+    task's own schedule backs off to polls minutes apart. The budget's slots follow the
+    index, not the due times: the pending task is polled whenever its index ranks first, and
+    its start is seen within about a minute, not at its next due time."""
+    time = FakeTime()
+    api = SimulatedTaskAPI(rate_limit=None, clock=time.clock)
+    async with api:
+        fast = [api.add_task(rising(1.0, 2000, done_at=2000.0)) for _ in range(2)]
+        late = api.add_task(
+            [
+                ScriptStep(at=0, status="pending"),
+                ScriptStep(at=1200, status="running"),
+                ScriptStep(at=1201, status="running", total_results=5, total_pages=1),
+            ]
+        )
+        client = Client(api.api_key, base_url=api.base_url, requests_per_minute=30.0)
+        time.install(client)
+        async with client:
+            started_seen: list[float] = []
+            start = time.now
+
+            async def watch_all() -> None:
+                async for task in client.watch_many(
+                    [*fast, late], min_interval=1.0, max_interval=600.0, timeout=1500.0
+                ):
+                    if task.hash_value == late and task.status.status != "pending":
+                        started_seen.append(time.now - start)
+
+            with pytest.raises(WatchTimeout):
+                await watch_all()
+        polls_late = api.requests_for(late)
+    assert started_seen
+    print(f"start seen {started_seen[0] - 1200:.0f} s after it happened; {polls_late} polls")
+    assert started_seen[0] - 1200.0 <= 90.0
+    assert polls_late >= 1200 / 90  # polled about once a minute, by the index
