@@ -16,12 +16,18 @@ budget) and counts 429s. Both run side by side
 in one event loop.
 
 Offline, in simulated time with no sockets: the same workload polled slot by slot by
-round-robin, by the index of ``taskwatch._priority`` as a watch would estimate its rates, and
-by that index given each task's true rates. The last is this workload's estimate of the best
-possible, reported as a ratio to round-robin beside the live ratio. The same three, offline,
-over a sweep of budgets give the figure of delay against the budget
-(``plots.delay_vs_budget``: docs/images/delay-vs-budget.png from a full run; ``--quick``
-sweeps three budgets of its smaller workload and writes the figure to benchmarks/results/).
+round-robin (new tasks at the back of the ring), by the index of ``taskwatch._priority``
+learning its rates from its own polls as the scheduler does (a new task ranked as pending
+since it arrived), and by that index given each task's true rates. The last is this
+workload's estimate of the best possible, reported as a ratio to round-robin beside the live
+ratio, also at the budget the live run actually spent (a busy machine's event loop spends a
+little less than it is allowed), so that live and offline compare at one budget. The same
+three run on a second mix (shorter pending and running spells, a wider spread of rates)
+that the index was not designed on, and, offline, over a sweep of budgets on both mixes: the
+figure of delay against the budget (``plots.delay_vs_budget``, the first mix:
+docs/images/delay-vs-budget.png from a full run; ``--quick`` sweeps three budgets of its
+smaller workload and writes the figure to benchmarks/results/), and the index's worst ratio
+to round-robin over every budget of both.
 
 Detection delay: from a task's start (its first state other than pending), each rise of its
 results, or its completion, to the first snapshot that shows it. Events in the measurement
