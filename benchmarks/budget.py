@@ -281,11 +281,20 @@ def _record(sim: SimProcess, seen: dict[str, Seen], task: taskwatch.Task) -> Non
     )
 
 
+def _budget(sim: SimProcess, rpm: float) -> taskwatch.RateLimiter:
+    """The client's budget, time-compressed: ``rpm`` simulated requests a minute, with the
+    limiter's burst of one second's worth counted in simulated seconds too. (Its default, one
+    real second's worth, would be twenty simulated seconds of budget at once: enough to empty
+    the server's window, whose whole-second reset, compressed, then pauses every caller for
+    up to twenty simulated seconds, wasting a sixth of the budget of both strategies.)"""
+    return taskwatch.RateLimiter(rpm * sim.speed, burst=max(1.0, rpm / 60.0))
+
+
 async def _taskwatch(
     sim: SimProcess, rpm: float, seen: dict[str, Seen], stop: asyncio.Event
 ) -> taskwatch.ClientStats:
     async with taskwatch.Client(
-        sim.api_key, base_url=sim.base_url, requests_per_minute=rpm * sim.speed
+        sim.api_key, base_url=sim.base_url, limiter=_budget(sim, rpm)
     ) as client:
 
         async def consume() -> None:
@@ -312,7 +321,7 @@ async def _round_robin(
 ) -> taskwatch.ClientStats:
     """Every live task in turn, one request per budget slot; new tasks join at the back."""
     async with taskwatch.Client(
-        sim.api_key, base_url=sim.base_url, requests_per_minute=rpm * sim.speed
+        sim.api_key, base_url=sim.base_url, limiter=_budget(sim, rpm)
     ) as client:
         ring: collections.deque[str] = collections.deque()
         arrived = asyncio.Event()
@@ -345,10 +354,10 @@ async def _round_robin(
 async def live(quick: bool) -> dict[str, Any]:
     tasks, rpm, speed, horizon = (60, 27.0, 20.0, 900.0) if quick else (200, 90.0, 20.0, 3000.0)
     args = ["--workload", "budget", "--tasks", str(tasks), "--seed", "5", "--speed", str(speed)]
-    # The server enforces a little more than the clients' budget: its X-RateLimit-Reset is
-    # whole seconds, which time compression would turn into pauses of up to 20 simulated
-    # seconds and a budget that neither strategy could spend. A burst past the budget still
-    # gets its 429s, and they are counted.
+    # The server enforces a little more than the clients' budget (whose burst is compressed
+    # too, see _budget): its X-RateLimit-Reset is whole seconds, which time compression would
+    # turn into pauses of up to 20 simulated seconds and a budget that neither strategy could
+    # spend. A burst past the budget still gets its 429s, and they are counted.
     args += ["--horizon", str(horizon), "--rate-limit", str(int(rpm * 10 / 9))]
     args += ["--rate-window", str(60.0 / speed)]
     sims = {"taskwatch": SimProcess(*args), "round-robin": SimProcess(*args)}
