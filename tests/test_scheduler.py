@@ -306,3 +306,36 @@ async def test_a_binding_budget_polls_a_stream_before_its_due_time_when_it_ranks
     print(f"start seen {started_seen[0] - 1200:.0f} s after it happened; {polls_late} polls")
     assert started_seen[0] - 1200.0 <= 90.0
     assert polls_late >= 1200 / 90  # polled about once a minute, by the index
+
+
+def pages_rising(every: float, until: float) -> list[ScriptStep]:
+    """Running from 0, a page (and results) every ``every`` seconds until ``until``."""
+    steps = int(until / every)
+    return [ScriptStep(at=0, status="running")] + [
+        ScriptStep(at=every * n, status="running", total_results=3 * n, total_pages=n)
+        for n in range(1, steps + 1)
+    ]
+
+
+async def test_a_binding_budget_tells_a_fast_task_from_a_slow_one_by_its_pages() -> None:
+    """Two running tasks at half a request a second, one processing a page every 0.5 s, the
+    other every 5 s: both change between almost any two polls, so polls that saw a change
+    cannot tell them apart, but their pages can. The fast one gets about sqrt(10) times the
+    slow one's polls (the delay-optimal share), not the same."""
+    time = FakeTime()
+    api = SimulatedTaskAPI(rate_limit=None, clock=time.clock)
+    async with api:
+        fast = api.add_task(pages_rising(0.5, 2000.0))
+        slow = api.add_task(pages_rising(5.0, 2000.0))
+        client = Client(api.api_key, base_url=api.base_url, requests_per_minute=30.0)
+        time.install(client)
+        async with client:
+            with pytest.raises(WatchTimeout):
+                async for _ in client.watch_many(
+                    [fast, slow], min_interval=0.25, max_interval=30.0, timeout=600.0
+                ):
+                    pass
+        polls_fast, polls_slow = api.requests_for(fast), api.requests_for(slow)
+    print(f"fast: {polls_fast} polls, slow: {polls_slow}")
+    assert polls_fast >= 2.2 * polls_slow
+    assert polls_slow >= 600 / 30 / 2  # and the slow one is not starved
