@@ -61,7 +61,7 @@ __all__ = ["SCAN_LIMIT", "Mailbox", "Scheduler", "Sink", "Subscriber", "within"]
 
 _T = TypeVar("_T")
 
-# Due streams ranked per slot at most (the longest due first).
+# Streams ranked per slot at most (the due ones first, the longest due first).
 SCAN_LIMIT = 4096
 
 _PENDING, _RUNNING = _priority.Phase.PENDING, _priority.Phase.RUNNING
