@@ -43,10 +43,19 @@ __all__ = ["IDENTIFIER_FIELDS", "is_done_by_table", "parse_timestamp", "read_tas
 IDENTIFIER_FIELDS = ("hash_value", "id")
 _RUNTASK_IDENTIFIER_FIELDS = ("hash_value", "task")
 
-_DOCUMENTED_STATES = frozenset(
-    {TaskState.PENDING, TaskState.RUNNING, TaskState.COMPLETED, TaskState.ABORTED, TaskState.FAILED}
+_DOCUMENTED = (
+    TaskState.PENDING,
+    TaskState.RUNNING,
+    TaskState.COMPLETED,
+    TaskState.ABORTED,
+    TaskState.FAILED,
 )
+# Each documented state to its one shared str (see _SHARED_TEXT).
+_DOCUMENTED_STATES: dict[str, str] = {state.value: state.value for state in _DOCUMENTED}
 _TERMINAL_STATES = SUCCESS_STATES | FAILURE_STATES
+# Each known state (and the object kind) as one shared string: a Task holds these, not a copy
+# per body (tens of thousands of watches keep a snapshot each).
+_SHARED_TEXT = {text: text for text in (*(state.value for state in TaskState), "task")}
 _TRUE_TEXT = frozenset({"true", "True", "TRUE", "1", "yes"})
 _FALSE_TEXT = frozenset({"false", "False", "FALSE", "0", "no"})
 _INTEGER_TEXT = re.compile(r"\s*[+-]?\d{1,18}\s*")
@@ -213,7 +222,7 @@ def _identity(data: dict[str, Any], task_hash: str | None, deviations: Deviation
                 f"the task body names two different tasks ({' and '.join(fields)})",
                 task_hash=task_hash,
             )
-        named = value
+        named = value if task_hash is None else task_hash  # the caller's string, shared
     if "hash_value" not in data or type(data["hash_value"]) is not str:
         if named is not None:
             deviations.append(f"hash_value: absent, the task named by {fields[1]}")
@@ -275,7 +284,8 @@ def _state_text(value: object) -> str | None:
     """A state as the table knows it: trimmed and lower case (``"DONE"`` is ``done``)."""
     if type(value) is not str or not value.strip():
         return None
-    return value.strip().lower()
+    text = value.strip().lower()
+    return _SHARED_TEXT.get(text, text)
 
 
 class _Fields:
@@ -368,7 +378,7 @@ def _params(data: dict[str, Any], deviations: Deviations) -> dict[str, Any]:
 def _object(data: dict[str, Any], deviations: Deviations) -> str:
     kind = data.get("object")
     if type(kind) is str:
-        return kind
+        return _SHARED_TEXT.get(kind, kind)
     deviations.append("object: absent" if "object" not in data else f"object: {_type_name(kind)}")
     return "task"
 
@@ -500,7 +510,7 @@ def _documented(data: dict[str, Any], task_hash: str | None) -> dict[str, Any] |
         or "id" in data
         or created_at is None
         or type(state) is not str
-        or state not in _DOCUMENTED_STATES
+        or (state := _DOCUMENTED_STATES.get(state)) is None
         or type(is_done) is not bool
         or type(total_results) is not int
         or type(total_pages) is not int
@@ -513,12 +523,12 @@ def _documented(data: dict[str, Any], task_hash: str | None) -> dict[str, Any] |
     ):
         return None
     return {
-        "hash_value": hash_value,
+        "hash_value": hash_value if task_hash is None else task_hash,  # the caller's, shared
         "created_at": created_at,
         "is_active": is_active,
         "params": params,
         "module": module,
-        "object": kind,
+        "object": _SHARED_TEXT.get(kind, kind),
         "status": {
             "status": state,
             "is_done": is_done,

@@ -49,7 +49,7 @@ import sys
 from collections.abc import Awaitable, Hashable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from . import _policy, _priority
+from . import _policy, _priority, _snapshot
 from ._cancel import cancel_and_wait
 from .errors import TaskwatchError, WatchTimeout
 from .models import Task, TaskState
@@ -130,7 +130,13 @@ class Subscriber:
         self.last_key: Hashable | object = _policy.unset()
         self.last_state: object = None
         self.stream: _Stream | None = None
-        self.last: Task | None = None  # set when it ends, for WatchTimeout.last
+        self.last: _snapshot.Packed | None = None  # set when it leaves, for WatchTimeout.last
+
+    def last_snapshot(self) -> Task | None:
+        """The last snapshot its stream fetched (while on it, or when it left), if any."""
+        stream = self.stream
+        packed = self.last if stream is None else stream.last
+        return None if packed is None else _snapshot.unpack(packed, self.task_hash)
 
 
 class _Stream:
@@ -158,8 +164,8 @@ class _Stream:
 
     def __init__(self, task_hash: str, now: float) -> None:
         self.task_hash = task_hash
-        self.subs: list[Subscriber] = []
-        self.last: Task | None = None  # the last snapshot fetched
+        self.subs: tuple[Subscriber, ...] = ()  # a tuple: most streams have one caller
+        self.last: _snapshot.Packed | None = None  # the last snapshot fetched, kept compactly
         self.last_state: object = None
         self.quiet = 0  # polls since the last change
         self.pace: float | None = None  # typical seconds between changes while running
@@ -174,6 +180,10 @@ class _Stream:
         self.urgent = False
         self.min_interval = 1.0
         self.max_interval = 30.0
+
+    def keep(self, task: Task) -> None:
+        """Keep ``task`` as the last snapshot fetched (compactly: see ``_snapshot``)."""
+        self.last = _snapshot.pack(task, self.task_hash)
 
     def settle_intervals(self) -> None:
         """Poll as the most demanding of its watchers asks."""
@@ -332,7 +342,7 @@ class Scheduler:
         if stream is None:
             stream = self._streams[sub.task_hash] = _Stream(sub.task_hash, now)
         sub.stream = stream
-        stream.subs.append(sub)
+        stream.subs += (sub,)
         stream.settle_intervals()
         if stream.request is None and not stream.urgent:
             earliest = now
@@ -351,7 +361,7 @@ class Scheduler:
         sub.last = stream.last
         if sub.key is not None:
             self.live_watches -= 1
-        stream.subs.remove(sub)
+        stream.subs = tuple(s for s in stream.subs if s is not sub)
         if stream.subs:
             stream.settle_intervals()
             return None
@@ -400,7 +410,7 @@ class Scheduler:
             stream = streams[task_hash] = _Stream(task_hash, path.clock())
             sub = Subscriber(task_hash, _IGNORE, None)
             sub.stream = stream
-            stream.subs.append(sub)
+            stream.subs = (sub,)
             stream.request = asyncio.current_task()
             try:
                 task = await path.fetch(path.url_for(task_hash), task_hash, slot_taken=True)
@@ -419,7 +429,7 @@ class Scheduler:
             if len(stream.subs) == 1:  # nobody joined: no decision to hand out, nothing to learn
                 del streams[task_hash]
                 sub.stream = None
-                stream.subs.clear()
+                stream.subs = ()
                 # A loop that saw this stream waits for work: wake it, so that it ends when
                 # nothing else is left (else it would outlive every watch).
                 self._poke()
@@ -684,7 +694,8 @@ class Scheduler:
     def _deliver(self, stream: _Stream, task: Task) -> None:
         now = self._path.clock()
         state = task.status.status
-        previous, stream.last = stream.last, task
+        previous = stream.last
+        stream.keep(task)
         emitted = self._hand_out(stream, task, state)
         self._learn(stream, previous, task, emitted, now)
         changed = emitted or state != stream.last_state
@@ -735,7 +746,12 @@ class Scheduler:
         return emitted
 
     def _learn(
-        self, stream: _Stream, previous: Task | None, task: Task, emitted: bool, now: float
+        self,
+        stream: _Stream,
+        previous: _snapshot.Packed | None,
+        task: Task,
+        emitted: bool,
+        now: float,
     ) -> None:
         """What this poll teaches the priority, about this stream and about the fleet.
 
@@ -752,7 +768,7 @@ class Scheduler:
             self._pending_for += now - last
             self._starts += phase is not _PENDING
         elif seen_before and previous is not None:  # it was running, and ran on
-            pages = task.status.total_pages - previous.status.total_pages
+            pages = task.status.total_pages - _snapshot.total_pages(previous)
             changes = max(pages, 1) if emitted else 0
             stream.changes_seen += changes
             self._changes += changes
@@ -801,5 +817,5 @@ def _timeout(sub: Subscriber, stream: _Stream) -> WatchTimeout:
     return WatchTimeout(
         f"task {sub.task_hash} was not done after {sub.timeout:g}s",
         task_hash=sub.task_hash,
-        last=stream.last,
+        last=None if stream.last is None else _snapshot.unpack(stream.last, sub.task_hash),
     )

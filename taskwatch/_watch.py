@@ -94,12 +94,10 @@ async def _snapshots(
                         raise TimeoutError
                     task = await within(mailbox.next(), remaining)
                 except (asyncio.TimeoutError, TimeoutError):
-                    stream = sub.stream
-                    last = sub.last if stream is None else stream.last
                     raise WatchTimeout(
                         f"task {sub.task_hash} was not done after {sub.timeout:g}s",
                         task_hash=sub.task_hash,
-                        last=last,
+                        last=sub.last_snapshot(),
                     ) from None
             if task is None:
                 return

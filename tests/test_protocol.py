@@ -145,6 +145,27 @@ def test_auth_header_uses_documented_token_scheme() -> None:
 # -- 200 bodies ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "reshape",
+    [
+        pytest.param(lambda data: data, id="documented"),
+        pytest.param(lambda data: {**data, "status": "RUNNING"}, id="full reader"),
+    ],
+)
+def test_a_task_shares_its_hash_state_and_kind_strings(reshape: Any) -> None:
+    # Tens of thousands of watches each keep a snapshot: its strings are shared, not a copy
+    # per body. The hash is the caller's own string object.
+    asked = "".join(["c5e29d2aba8b77cdc5", "6391e7405302de"])  # a str object of its own
+    body = json.dumps(reshape(fixture_json("get-task-200.json"))).encode()
+    one, two = (_protocol.parse_task(body, asked) for _ in range(2))
+    assert one.hash_value is asked
+    assert two.hash_value is asked
+    assert one.state is two.state
+    assert one.state in {"completed", "running"}
+    assert one.object is two.object
+    assert one.object == "task"
+
+
 def test_documented_body_decodes_verbatim() -> None:
     task = decode(fixture_bytes("get-task-200.json"))
     assert task.hash_value == "c5e29d2aba8b77cdc56391e7405302de"

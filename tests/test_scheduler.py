@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import statistics
-from collections.abc import AsyncIterator, Callable, Hashable
+import tracemalloc
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from typing import TypedDict
 
 import pytest
@@ -339,3 +341,86 @@ async def test_a_binding_budget_tells_a_fast_task_from_a_slow_one_by_its_pages()
     print(f"fast: {polls_fast} polls, slow: {polls_slow}")
     assert polls_fast >= 2.2 * polls_slow
     assert polls_slow >= 600 / 30 / 2  # and the slow one is not starved
+
+
+async def test_watch_timeout_last_equals_the_last_snapshot_and_a_fresh_read() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task(
+            [ScriptStep(at=0, status="running", total_results=3)],
+            params={"url": "https://example.com/search?q=1"},
+        )
+        async with fast_client(api) as client:
+            seen: list[Task] = []
+
+            async def follow() -> None:
+                async for task in client.watch(task_hash, **FAST, timeout=0.3):
+                    seen.append(task)
+
+            with pytest.raises(WatchTimeout) as info:
+                await follow()
+            fresh = await client.get_task(task_hash)
+    last = info.value.last
+    assert last is not None
+    assert seen
+    assert last == seen[-1] == fresh  # kept compactly, given back whole
+    assert last.params == {"url": "https://example.com/search?q=1"}
+
+
+async def _drain(snapshots: AsyncGenerator[Task, None]) -> None:
+    async with contextlib.aclosing(snapshots):
+        async for _ in snapshots:  # pragma: no cover - nothing comes within its timeout
+            pass
+
+
+async def test_a_late_joiner_that_times_out_gets_the_streams_last_snapshot() -> None:
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        task_hash = api.add_task([ScriptStep(at=0, status="pending")])
+        async with fast_client(api) as client:
+            first = client.watch(task_hash, min_interval=30.0, max_interval=60.0)
+            async with contextlib.aclosing(first):
+                early = await anext(first)  # the stream's snapshot; it sleeps for 30 s now
+                requests = api.requests_for(task_hash)
+                late = client.watch(task_hash, min_interval=30.0, max_interval=60.0, timeout=0.2)
+                with pytest.raises(WatchTimeout) as info:
+                    await _drain(late)
+                assert api.requests_for(task_hash) == requests  # it never polled on its own
+    assert info.value.last is not None
+    assert info.value.last == early
+
+
+async def test_an_idle_watch_holds_under_a_kilobyte() -> None:
+    # What watch_many keeps per sleeping watch (its records, its deadline and its last
+    # snapshot), counted by tracemalloc in taskwatch's own code. The benchmark
+    # benchmarks/idle.py measures the whole process at 100,000 watches.
+    watches = 1000
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        hashes = [api.add_task([ScriptStep(at=0, status="pending")]) for _ in range(watches)]
+        async with fast_client(api) as client:
+            await client.get_task(hashes[0])  # the pool opened before the count begins
+            unseen = set(hashes)
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.take_snapshot()
+                stream = client.watch_many(
+                    hashes, min_interval=3000.0, max_interval=3600.0, timeout=1e6
+                )
+                async with contextlib.aclosing(stream):
+                    async for task in stream:
+                        unseen.discard(task.hash_value)
+                        if not unseen:
+                            break
+                    del task
+                    await asyncio.sleep(0.05)  # the last requests finish: every watch asleep
+                    gc.collect()
+                    after = tracemalloc.take_snapshot()
+                    assert client.stats().live_watches == watches
+            finally:
+                tracemalloc.stop()
+    ours = [tracemalloc.Filter(True, "*taskwatch/_*"), tracemalloc.Filter(True, "<cattrs*")]
+    held = sum(
+        stat.size_diff
+        for stat in after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
+    )
+    print(f"{held / watches:.0f} bytes per idle watch")
+    assert held / watches <= 1024

@@ -1,0 +1,120 @@
+"""A snapshot kept compactly: packed and unpacked, it is the same Task. Pure: no server."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+import attrs
+import pytest
+
+from taskwatch import Task, TaskStatus
+from taskwatch._protocol import parse_task
+from taskwatch._snapshot import pack, unpack
+
+from .conftest import TASK_HASH, fixture_bytes
+
+CREATED = datetime(2024, 12, 24, 10, 57, 55, 45567, tzinfo=timezone.utc)
+STARTED = datetime(2024, 12, 24, 10, 58, tzinfo=timezone.utc)
+ENDED = datetime(2024, 12, 24, 11, 3, 1, 5, tzinfo=timezone.utc)
+
+
+def _task(**fields: object) -> Task:
+    status = {
+        name: fields.pop(name)
+        for name in [f.name for f in attrs.fields(TaskStatus)]
+        if name in fields
+    }
+    base = TaskStatus(status="pending", is_done=False, total_results=0)
+    return attrs.evolve(
+        Task(hash_value=TASK_HASH, status=base, created_at=CREATED, module=5),
+        status=attrs.evolve(base, **status),  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+TASKS = {
+    "pending, documented": _task(),
+    "running": _task(status="running", total_results=12, total_pages=3, started_at=STARTED),
+    "completed": _task(
+        status="completed",
+        is_done=True,
+        total_results=40,
+        total_pages=9,
+        started_at=STARTED,
+        ended_at=ENDED,
+        done_reason="completed",
+    ),
+    "failed, errors as an object": _task(
+        status="failed",
+        is_done=True,
+        has_errors=True,
+        errors={"message": "blocked", "codes": [1, 2]},
+        done_reason="error",
+    ),
+    "errors only, the fields before them default": _task(errors="boom"),
+    "has_errors only": _task(has_errors=True),
+    "params": _task(params={"url": "https://example.com/?q=1", "pages": [1, 2]}),
+    "nothing optional": Task(
+        hash_value=TASK_HASH,
+        status=TaskStatus(status="unknown", is_done=False, total_results=0),
+        created_at=None,
+        is_active=None,
+        module=None,
+    ),
+    "a string module, another object kind": _task(module="a1b2", object="runtask"),
+    "another hash than the one watched": _task(hash_value="other"),
+    "falsy values that are not the defaults": _task(errors=0, done_reason=""),
+}
+
+
+@pytest.mark.parametrize("task", TASKS.values(), ids=TASKS.keys())
+def test_unpacking_gives_an_equal_task(task: Task) -> None:
+    packed = pack(task, TASK_HASH)
+    again = unpack(packed, TASK_HASH)
+    assert again == task
+    assert type(again.params) is dict
+    assert type(again.status) is TaskStatus
+
+
+def test_every_field_of_a_task_is_kept() -> None:
+    # A field added to Task or TaskStatus must be added to the packed layout: this fails first.
+    assert [f.name for f in attrs.fields(Task)] == [
+        "hash_value", "status", "created_at", "is_active", "params", "module", "object",
+    ]  # fmt: skip
+    assert [f.name for f in attrs.fields(TaskStatus)] == [
+        "status", "is_done", "total_results", "total_pages", "started_at", "ended_at",
+        "done_reason", "has_errors", "errors",
+    ]  # fmt: skip
+
+
+def test_an_empty_params_unpacks_as_a_dict_of_its_own() -> None:
+    packed = pack(_task(), TASK_HASH)
+    first, second = unpack(packed, TASK_HASH), unpack(packed, TASK_HASH)
+    first.params["added"] = 1
+    assert second.params == {}
+
+
+def test_a_documented_pending_snapshot_packs_small() -> None:
+    task = parse_task(fixture_bytes("get-task-200.json"), TASK_HASH)
+    pending = attrs.evolve(
+        task,
+        status=attrs.evolve(
+            task.status,
+            status="pending",
+            is_done=False,
+            total_results=0,
+            total_pages=0,
+            started_at=None,
+            ended_at=None,
+            done_reason=None,
+        ),
+        params={},
+    )
+    packed = pack(pending, TASK_HASH)
+    assert unpack(packed, TASK_HASH) == pending
+    # Nine slots (the defaults after them cut off) and no object of its own but the tuple:
+    # the hash is the watched one, the strings and numbers are the Task's.
+    assert len(packed) == 9
+    assert packed[0] is None
+    assert sys.getsizeof(packed) <= sys.getsizeof(tuple(range(9)))
