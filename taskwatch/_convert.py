@@ -1,11 +1,12 @@
-"""The cattrs converters that turn a task body, as the reader (``_reader``) leaves it, into a
-``Task``; and a ``Task`` back into the documented shape.
+"""From a task body, as the reader (``_reader``) leaves it, to a ``Task``; and a ``Task``
+back into the documented shape.
 
-Module-local (never cattrs' global converter), built once at import: one fast converter for
-every poll and one with detailed validation, used only to explain a failure. Leniency lives in
-the reader, which hands over every value already of its field's type; the hooks here check
-scalars strictly, so a reader bug fails loudly instead of becoming a plausible-looking
-snapshot. Unknown keys are ignored.
+Every poll goes through ``build_task``: the reader hands over every value already of its
+field's type (the property tests over any JSON value and any damage to the documented body
+hold it to that), so the Task is built as it is, with no second check on the hot path.
+The module-local cattrs converter (never cattrs' global one), built once at import, reads a
+dict from elsewhere (``structure_task``: ISO 8601 strings as timestamps, scalars checked
+strictly, unknown keys ignored) and writes a Task back out (``unstructure_task``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any, TypeVar
 import cattrs
 
 from ._reader import parse_timestamp
-from .models import Task
+from .models import Task, TaskStatus
 
-__all__ = ["structure_task", "structure_task_detailed", "unstructure_task"]
+__all__ = ["build_task", "structure_task", "unstructure_task"]
 
 _T = TypeVar("_T")
 
@@ -86,8 +87,8 @@ def _optional(
     return structure_optional
 
 
-def _make_converter(*, detailed: bool) -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed)
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=False)
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
     converter.register_structure_hook(bool, _strict_bool)
@@ -110,34 +111,45 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
 
 _JSON_OBJECT = dict[str, Any]
 
-# Two converters built once at import: the fast one parses every poll; the detailed one runs
-# only after a failure, to say exactly which field is wrong.
-_fast = _make_converter(detailed=False)
-_detailed = _make_converter(detailed=True)
-_structure_fast = _fast.get_structure_hook(Task)
-_structure_detailed = _detailed.get_structure_hook(Task)
-_unstructure_task = _fast.get_unstructure_hook(Task)
+_converter = _make_converter()
+_structure_task = _converter.get_structure_hook(Task)
+_unstructure_task = _converter.get_unstructure_hook(Task)
+
+
+def build_task(shaped: dict[str, Any]) -> Task:
+    """The Task of ``shaped``, a body as ``_reader.read_task_body`` returns it (the documented
+    shape, every value already of its field's type), built as it is."""
+    status = shaped["status"]
+    return Task(
+        shaped["hash_value"],
+        TaskStatus(
+            status["status"],
+            status["is_done"],
+            status["total_results"],
+            status["total_pages"],
+            status["started_at"],
+            status["ended_at"],
+            status["done_reason"],
+            status["has_errors"],
+            status["errors"],
+        ),
+        shaped["created_at"],
+        shaped["is_active"],
+        shaped["params"],
+        shaped["module"],
+        shaped["object"],
+    )
 
 
 def structure_task(data: Any) -> Task:
-    """Build a Task from a body of the documented shape with values of the fields' types
-    (what ``_reader.read_task_body`` returns; ISO 8601 strings are read as timestamps).
+    """Build a Task from a dict of the documented shape whose values have the fields' types,
+    or are ISO 8601 strings for the timestamps (what ``unstructure_task`` writes).
 
-    Raises TypeError/ValueError/KeyError (or a cattrs error) on a bad shape; callers (the
-    protocol layer) turn those into ``ResponseFormatError``, using ``structure_task_detailed``
-    for the detail.
+    Raises TypeError/ValueError/KeyError (or a cattrs error) on a bad shape.
     """
     if type(data) is not dict:
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    task: Task = _structure_fast(data, Task)
-    return task
-
-
-def structure_task_detailed(data: Any) -> Task:
-    """As ``structure_task``, but failures are cattrs validation errors naming each field."""
-    if type(data) is not dict:
-        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    task: Task = _structure_detailed(data, Task)
+    task: Task = _structure_task(data, Task)
     return task
 
 

@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import attrs
-import cattrs
+from multidict import istr
 from yarl import URL
 
 from . import _convert, _reader
@@ -54,16 +54,11 @@ _HASH_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
 _LOOKS_LIKE_A_HASH = re.compile(r"[0-9a-f]{32}")
 _THROTTLED_PATTERN = re.compile(r"available in (\d+(?:\.\d+)?) seconds?")
 _BODY_EXCERPT = 2000
-
-# What structuring a wrong-shaped JSON value raises (from cattrs or from our strict hooks).
-_STRUCTURE_ERRORS = (
-    cattrs.BaseValidationError,
-    TypeError,
-    ValueError,
-    KeyError,
-    AttributeError,
-    RecursionError,
-)
+# Header names as multidict's case-insensitive strings: a lookup in aiohttp's headers need not
+# fold the name's case again on every answer (any Mapping still takes them: they are str).
+_LIMIT_HEADER = istr("X-RateLimit-Limit")
+_REMAINING_HEADER = istr("X-RateLimit-Remaining")
+_RESET_HEADER = istr("X-RateLimit-Reset")
 
 _loads: Callable[[bytes], Any]
 # orjson parses a task body several times faster: pip install 'lobstr-taskwatch[fast]'
@@ -152,9 +147,10 @@ class RateLimitInfo:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
         """Read the three headers; None when none of them is usable."""
-        limit = _non_negative_int(headers.get("X-RateLimit-Limit"))
-        remaining = _non_negative_int(headers.get("X-RateLimit-Remaining"))
-        reset = _finite_non_negative(headers.get("X-RateLimit-Reset"))
+        get = headers.get
+        limit = _non_negative_int(get(_LIMIT_HEADER))
+        remaining = _non_negative_int(get(_REMAINING_HEADER))
+        reset = _finite_non_negative(get(_RESET_HEADER))
         if limit is None and remaining is None and reset is None:
             return None
         return cls(limit=limit, remaining=remaining, reset=reset)
@@ -164,7 +160,7 @@ def _non_negative_int(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        number = int(value.strip())
+        number = int(value)  # int() and float() ignore surrounding whitespace themselves
     except ValueError:
         return None
     return number if number >= 0 else None
@@ -174,7 +170,7 @@ def _finite_non_negative(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        number = float(value.strip())
+        number = float(value)
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
@@ -379,23 +375,7 @@ def read_task(body: bytes, task_hash: str | None) -> tuple[Task, list[str]]:
     except (ValueError, RecursionError):  # orjson's and json's decode errors are ValueErrors
         raise _not_json(body, task_hash) from None
     shaped, deviations = _reader.read_task_body(data, task_hash)
-    try:
-        task = _convert.structure_task(shaped)
-    except _STRUCTURE_ERRORS as fast_failure:  # pragma: no cover - the reader's types fit
-        # The fast converter says only that something is wrong; ask the detailed one where.
-        try:
-            _convert.structure_task_detailed(shaped)
-        except cattrs.BaseValidationError as exc:
-            details = cattrs.transform_error(exc)
-            cause: BaseException = exc
-        except _STRUCTURE_ERRORS as exc:
-            details, cause = [str(exc)], exc
-        else:
-            details, cause = [repr(fast_failure)], fast_failure
-        raise ResponseFormatError(
-            "the task body could not be read", task_hash=task_hash, details=details
-        ) from cause
-    return task, deviations
+    return _convert.build_task(shaped), deviations
 
 
 def _not_json(body: bytes, task_hash: str | None) -> ResponseFormatError:

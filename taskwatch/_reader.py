@@ -469,16 +469,6 @@ def _as_is(value: Any, _field: str, _deviations: Deviations) -> Any:
     return value
 
 
-def _utc(text: object) -> datetime | None:
-    """A documented timestamp (naive ISO 8601, the service's UTC) as aware UTC; raises
-    ValueError or TypeError for anything else, which sends the body to the full reader."""
-    if text is None:
-        return None
-    # Parsing with "+00:00" appended reads a naive timestamp as UTC in one step (cheaper than
-    # datetime.replace); a timestamp that has an offset fails here and goes to the full reader.
-    return _fromisoformat(text + "+00:00")  # type: ignore[operator]
-
-
 def _documented(data: dict[str, Any], task_hash: str | None) -> dict[str, Any] | None:
     """The fast path for a body of exactly the documented shape and types (every poll of a
     service that keeps to its documentation): the same result as the full reader, or None
@@ -499,16 +489,21 @@ def _documented(data: dict[str, Any], task_hash: str | None) -> dict[str, Any] |
         params = data["params"]
         kind = data["object"]
         errors = status["errors"]
-        created_at = _utc(data["created_at"])
-        started_at = _utc(status["started_at"])
-        ended_at = _utc(status["ended_at"])
+        # Parsing with "+00:00" appended reads a naive timestamp as UTC in one step (cheaper
+        # than datetime.replace); one that has an offset fails here, for the full reader.
+        created_at = _fromisoformat(data["created_at"] + "+00:00")
+        started_at = status["started_at"]
+        if started_at is not None:
+            started_at = _fromisoformat(started_at + "+00:00")
+        ended_at = status["ended_at"]
+        if ended_at is not None:
+            ended_at = _fromisoformat(ended_at + "+00:00")
     except (KeyError, ValueError, TypeError):
         return None
     if (
         type(hash_value) is not str
         or (task_hash is not None and hash_value != task_hash)
         or "id" in data
-        or created_at is None
         or type(state) is not str
         or (state := _DOCUMENTED_STATES.get(state)) is None
         or type(is_done) is not bool

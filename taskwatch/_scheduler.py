@@ -392,7 +392,11 @@ class Scheduler:
             await asyncio.gather(job, return_exceptions=True)
 
     async def get(self, task_hash: str) -> Task:
-        """The next snapshot of ``task_hash``, shared with every other caller on it."""
+        """The next snapshot of ``task_hash``, shared with every other caller on it.
+        InvalidTaskHashError, then ClientClosedError, before anything is sent."""
+        path = self._path
+        url = path.url_for(task_hash)
+        path.check_open(task_hash)
         if asyncio.get_running_loop() is not self._loop:
             self._follow_loop()
         streams = self._streams
@@ -406,14 +410,13 @@ class Scheduler:
             # caller's own task, as a stream that callers arriving meanwhile join. The caller
             # holds its place on it as a one-shot subscriber whose sink ignores what it is
             # handed: its snapshot (or error) is the request's own.
-            path = self._path
             stream = streams[task_hash] = _Stream(task_hash, path.clock())
             sub = Subscriber(task_hash, _IGNORE, None)
             sub.stream = stream
             stream.subs = (sub,)
             stream.request = asyncio.current_task()
             try:
-                task = await path.fetch(path.url_for(task_hash), task_hash, slot_taken=True)
+                task = await path.fetch(url, task_hash, slot_taken=True)
             except asyncio.CancelledError:
                 stream.request = None
                 self.leave(sub)

@@ -251,10 +251,7 @@ class Client:
                 ``ResponseFormatError``, after the retries.
             ClientClosedError: the client is closed.
         """
-        scheduler = self._scheduler
-        scheduler.validate(task_hash)
-        scheduler.check_open(task_hash)
-        return await scheduler.get(task_hash)
+        return await self._scheduler.get(task_hash)
 
     # -- telemetry -------------------------------------------------------------------------
 

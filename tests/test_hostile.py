@@ -96,6 +96,7 @@ def check_task_or_format_error(body: bytes) -> Task | None:
     assert task.is_active is None or type(task.is_active) is bool
     assert type(task.params) is dict
     assert task.module is None or type(task.module) in (int, str)
+    assert type(task.object) is str
     assert type(status.status) is str
     assert type(status.is_done) is bool
     assert type(status.total_results) is int
