@@ -25,6 +25,7 @@ from .errors import (
     ServerError,
     TaskFailedError,
     TaskwatchError,
+    TLSError,
     TransportError,
     WatchTimeout,
 )
@@ -50,6 +51,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the tests check
     "RateLimiter",
     "ResponseFormatError",
     "ServerError",
+    "TLSError",
     "Task",
     "TaskFailedError",
     "TaskState",

@@ -38,6 +38,7 @@ from .errors import (
     ResponseFormatError,
     ServerError,
     TaskwatchError,
+    TLSError,
     TransportError,
 )
 
@@ -69,10 +70,13 @@ _TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """Transient: no HTTP answer, 5xx, 429, or a 200 body cut off mid-JSON. Nothing else:
-    a 4xx or a programming error must surface, never be retried forever."""
+    """Transient: no HTTP answer (but a failed TLS handshake, which fails again the same
+    way), 5xx, 429, or a 200 body cut off mid-JSON. Nothing else: a 4xx or a programming
+    error must surface, never be retried forever."""
     if isinstance(exc, ResponseFormatError):
         return exc.truncated
+    if isinstance(exc, TLSError):
+        return False
     return isinstance(exc, _TRANSIENT)
 
 
@@ -493,6 +497,8 @@ class RequestPath:
                 f"no complete answer within {self._timeout_seconds:g}s (per-attempt timeout)",
                 task_hash=task_hash,
             )
+        if isinstance(exc, aiohttp.ClientSSLError):  # the handshake: certificate or protocol
+            return TLSError(f"could not reach the API: {_describe(exc)}", task_hash=task_hash)
         if isinstance(exc, aiohttp.ClientPayloadError):
             return TransportError(f"the response was cut off: {exc}", task_hash=task_hash)
         if isinstance(exc, aiohttp.ClientResponseError):  # a malformed answer (bad status...)
@@ -573,6 +579,13 @@ def _in_flight_size(session: aiohttp.ClientSession | None) -> int:
 def _describe(exc: BaseException) -> str:
     """A connection failure in words: where, and why (aiohttp's own text says ``ssl:default``
     even for plain http)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        error = exc.certificate_error
+        reason = getattr(error, "verify_message", None) or getattr(error, "reason", None) or error
+        return (
+            f"the TLS handshake with {exc.host}:{exc.port} failed: its certificate was refused "
+            f"({reason}); give the Client a session whose SSL context trusts it"
+        )
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
         reason = getattr(exc.os_error, "reason", None) or exc.os_error
         return (

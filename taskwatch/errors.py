@@ -14,6 +14,8 @@
     │   ├── RateLimitError              429: carries ``retry_after`` (seconds or None)
     │   └── ServerError                 5xx: carries ``retry_after`` when the server sent one
     ├── TransportError                  connection refused/reset, DNS, per-attempt timeout
+    │   └── TLSError                    the TLS handshake failed (not https there, or a
+    │                                   certificate refused): not retried
     ├── ResponseFormatError             a body that is not the documented task (carries ``details``)
     ├── WatchTimeout                    a watch outlived its ``timeout`` (carries ``last``)
     └── TaskFailedError                 ``raise_on_failure=True`` and the task ended without success
@@ -42,6 +44,7 @@ __all__ = [
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
+    "TLSError",
     "TaskFailedError",
     "TaskwatchError",
     "TransportError",
@@ -169,6 +172,15 @@ class TransportError(TaskwatchError):
     a response cut off mid-body, or the per-attempt timeout elapsed.
 
     The original aiohttp/asyncio exception is the ``__cause__``.
+    """
+
+
+class TLSError(TransportError):
+    """The TLS handshake failed: the server does not speak https at that address, or its
+    certificate was refused. Raised after the first attempt, never retried: the same
+    handshake fails the same way again.
+
+    The original aiohttp exception is the ``__cause__``.
     """
 
 

@@ -426,17 +426,18 @@ async def test_retries_are_shown_as_they_happen_and_quiet_hides_them() -> None:
     assert quiet.err.splitlines() == [error]
 
 
-async def test_https_to_a_plain_http_server_says_so_at_the_first_retry() -> None:
+async def test_https_to_a_plain_http_server_says_so_at_once() -> None:
+    # A failed TLS handshake fails the same way again: no retry, the error at once.
     async with SimulatedTaskAPI(rate_limit=None) as api:
         task_hash = api.add_task(script("completed"))
         https = api.base_url.replace("http://", "https://")
         args = ["get", task_hash, "--base-url", https, "--max-retries", "1"]
         result = await run_cli(args, api.api_key)
+        assert api.stats.requests == 0  # the handshake failed before any request
     assert result.code == cli.EXIT_ERROR
-    first = result.err.splitlines()[0]
-    assert first.startswith("taskwatch: retrying in ")
-    assert "TLS handshake" in first
-    assert "is the server speaking https?" in first
+    [line] = result.err.splitlines()
+    assert line.startswith("taskwatch: error: could not reach the API: the TLS handshake")
+    assert line.endswith("is the server speaking https?")
 
 
 async def test_verbose_shows_server_pauses_and_budget_waits() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,7 @@ from taskwatch import (
     ServerError,
     Task,
     TaskwatchError,
+    TLSError,
     TransportError,
 )
 from taskwatch.testing import ScriptStep, SimulatedTaskAPI
@@ -90,6 +93,62 @@ async def test_https_to_a_plain_http_server_names_the_tls_handshake(api: Simulat
     message = str(info.value)
     assert message.startswith(f"could not reach the API: the TLS handshake with {https[8:-3]}")
     assert message.endswith("; is the server speaking https?")
+
+
+async def test_a_failed_tls_handshake_is_not_retried(api: SimulatedTaskAPI) -> None:
+    task_hash = api.add_task([ScriptStep(at=0, status="running")])
+    https = api.base_url.replace("http://", "https://")
+    async with fast_client(https, max_retries=5) as client:
+        with pytest.raises(TLSError, match="is the server speaking https") as info:
+            await client.get_task(task_hash)
+        stats = client.stats()
+    assert isinstance(info.value, TransportError)  # still caught as one
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorSSLError)
+    assert info.value.task_hash == task_hash
+    assert (stats.requests, stats.retries, stats.transport_errors) == (1, 0, 1)
+
+
+def _tls_context(purpose: ssl.Purpose) -> ssl.SSLContext:
+    """An SSL context with the self-signed certificate for 127.0.0.1 in tests/fixtures/tls
+    (made with ``openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=127.0.0.1
+    -addext subjectAltName=IP:127.0.0.1``): the server's, or a client's that trusts it."""
+    pem = str(Path(__file__).parent / "fixtures" / "tls" / "selfsigned.pem")
+    if purpose is ssl.Purpose.CLIENT_AUTH:
+        context = ssl.create_default_context(purpose)
+        context.load_cert_chain(pem)
+        return context
+    return ssl.create_default_context(purpose, cafile=pem)
+
+
+async def test_a_refused_certificate_is_not_retried() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return ok_response()
+
+    app = web.Application()
+    app.router.add_get(TASK_PATH, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_tls_context(ssl.Purpose.CLIENT_AUTH))
+    await site.start()
+    try:
+        url = f"https://127.0.0.1:{runner.addresses[0][1]}/v1"
+        async with fast_client(url, max_retries=5) as client:  # the default trust store
+            with pytest.raises(TLSError, match="its certificate was refused") as info:
+                await client.get_task(TASK_HASH)
+            stats = client.stats()
+        assert isinstance(info.value.__cause__, aiohttp.ClientConnectorCertificateError)
+        assert (stats.requests, stats.retries) == (1, 0)
+        assert SECRET not in str(info.value)
+        # The same server, trusted: it really is https, and answers.
+        connector = aiohttp.TCPConnector(ssl=_tls_context(ssl.Purpose.SERVER_AUTH))
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            fast_client(url, session=session) as client,
+        ):
+            task = await client.get_task(TASK_HASH)
+        assert task.hash_value == TASK_HASH
+    finally:
+        await runner.cleanup()
 
 
 async def test_hanging_server_hits_the_per_attempt_timeout(serve: ServeFactory) -> None:
