@@ -434,12 +434,8 @@ class RequestPath:
             session = self._get_session()
         return session
 
-    async def _budget_slot(self, slot_taken: bool) -> None:
-        """A slot in the budget for the request about to be sent. A slot taken ahead
-        (``take_slot``) before a pause began (a 429 handled since) is not enough: the pause
-        holds this request too, as it holds every request not yet on the wire."""
-        if slot_taken and self.limiter.paused_for() <= 0:
-            return
+    async def _budget_slot(self) -> None:
+        """A slot in the budget for the request about to be sent (see ``_send``)."""
         if not self.limiter.try_acquire():
             await self.limiter.acquire()
             raise_if_cancelling()  # a limiter may sit on a library that swallows it
@@ -452,8 +448,14 @@ class RequestPath:
         if not slot_taken and not gate.try_enter():
             await gate.enter()
         try:
-            await self._budget_slot(slot_taken)
-            session = self._session_for(task_hash)
+            # A slot taken ahead (``take_slot``) before a pause began (a 429 handled since)
+            # is not enough: the pause holds this request too, as it holds every request not
+            # yet on the wire.
+            if not slot_taken or self.limiter.paused_for() > 0:
+                await self._budget_slot()
+            session = self._session
+            if session is None or self._refused is not None or self._closed or session.closed:
+                session = self._session_for(task_hash)
         except BaseException:
             gate.leave()
             raise

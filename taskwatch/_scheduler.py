@@ -433,9 +433,11 @@ class Scheduler:
                 del streams[task_hash]
                 sub.stream = None
                 stream.subs = ()
-                # A loop that saw this stream waits for work: wake it, so that it ends when
-                # nothing else is left (else it would outlive every watch).
-                self._poke()
+                # A loop that saw this stream waits for work: when nothing else is left, wake
+                # it, so that it ends (else it would outlive every watch). While other streams
+                # are left, it has nothing to do with this one: no need to wake (or start) it.
+                if not streams and not self._requests:
+                    self._poke()
                 return task
             self._deliver(stream, task)
             return task

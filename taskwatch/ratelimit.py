@@ -202,9 +202,10 @@ class RateLimiter:
         if _new_server_limit(info, self._server_limit):
             self._server_limit = info.limit
             self._set_pace(_pace_for(self._configured, info.limit))
-        wait = reset_wait(info, self._wall_clock())
-        if wait is not None:
-            self.pause(wait)
+        if info.remaining == 0:  # the window is spent: hold everyone until its reset
+            wait = reset_wait(info, self._wall_clock())
+            if wait is not None:
+                self.pause(wait)
 
     @property
     def server_limit(self) -> int | None:
