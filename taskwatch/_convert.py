@@ -1,9 +1,11 @@
 """From a task body, as the reader (``_reader``) leaves it, to a ``Task``; and a ``Task``
 back into the documented shape.
 
-Every poll goes through ``build_task``: the reader hands over every value already of its
-field's type (the property tests over any JSON value and any damage to the documented body
-hold it to that), so the Task is built as it is, with no second check on the hot path.
+A body of exactly the documented shape becomes a Task in the reader itself
+(``_reader.read_documented``); any other goes through ``build_task``. Either way the reader
+hands over every value already of its field's type (the property tests over any JSON value
+and any damage to the documented body hold it to that), so the Task is built as it is, with
+no second check per poll.
 The module-local cattrs converter (never cattrs' global one), built once at import, reads a
 dict from elsewhere (``structure_task``: ISO 8601 strings as timestamps, scalars checked
 strictly, unknown keys ignored) and writes a Task back out (``unstructure_task``).

@@ -374,6 +374,9 @@ def read_task(body: bytes, task_hash: str | None) -> tuple[Task, list[str]]:
         data = _loads(body)
     except (ValueError, RecursionError):  # orjson's and json's decode errors are ValueErrors
         raise _not_json(body, task_hash) from None
+    task = _reader.read_documented(data, task_hash)
+    if task is not None:
+        return task, []
     shaped, deviations = _reader.read_task_body(data, task_hash)
     return _convert.build_task(shaped), deviations
 

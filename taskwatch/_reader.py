@@ -1,5 +1,7 @@
 """The tolerant reader: a decoded task body, in any shape the service sends, to the documented
-shape, plus the list of ways it deviated. Pure: no I/O, no clock, no logging.
+shape, plus the list of ways it deviated (``read_task_body``); a body of exactly the
+documented shape and types, straight to its Task (``read_documented``, every poll's fast
+path). Pure: no I/O, no clock, no logging.
 
 Strict about identity, lenient about everything else (Postel; Fowler's "Tolerant Reader"):
 
@@ -34,9 +36,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .errors import ResponseFormatError
-from .models import FAILURE_STATES, LIVE_STATES, SUCCESS_STATES, TaskState
+from .models import FAILURE_STATES, LIVE_STATES, SUCCESS_STATES, Task, TaskState, TaskStatus
 
-__all__ = ["IDENTIFIER_FIELDS", "is_done_by_table", "parse_timestamp", "read_task_body"]
+__all__ = [
+    "IDENTIFIER_FIELDS",
+    "is_done_by_table",
+    "parse_timestamp",
+    "read_documented",
+    "read_task_body",
+]
 
 #: Where a body names its task, in the order they are read. ``id`` is what the official SDK
 #: reads first; the documentation shows ``hash_value``.
@@ -410,9 +418,6 @@ def read_task_body(data: Any, task_hash: str | None) -> tuple[dict[str, Any], li
         raise ResponseFormatError(
             f"the task body is {_type_name(data)}, not a JSON object", task_hash=task_hash
         )
-    documented = _documented(data, task_hash)
-    if documented is not None:
-        return documented, []
     deviations: Deviations = []
     hash_value = _identity(data, task_hash, deviations)
     status, raw_state = _status_source(data, deviations)
@@ -469,10 +474,13 @@ def _as_is(value: Any, _field: str, _deviations: Deviations) -> Any:
     return value
 
 
-def _documented(data: dict[str, Any], task_hash: str | None) -> dict[str, Any] | None:
+def read_documented(data: Any, task_hash: str | None) -> Task | None:
     """The fast path for a body of exactly the documented shape and types (every poll of a
-    service that keeps to its documentation): the same result as the full reader, or None
-    when anything differs, so that the full reader says what."""
+    service that keeps to its documentation): the Task the full reader would give, built at
+    once, or None when anything differs, so that the full reader (``read_task_body``) says
+    what."""
+    if type(data) is not dict:
+        return None
     status = data.get("status")
     if type(status) is not dict:
         return None
@@ -517,22 +525,22 @@ def _documented(data: dict[str, Any], task_hash: str | None) -> dict[str, Any] |
         or type(kind) is not str
     ):
         return None
-    return {
-        "hash_value": hash_value if task_hash is None else task_hash,  # the caller's, shared
-        "created_at": created_at,
-        "is_active": is_active,
-        "params": params,
-        "module": module,
-        "object": _SHARED_TEXT.get(kind, kind),
-        "status": {
-            "status": state,
-            "is_done": is_done,
-            "total_results": total_results,
-            "total_pages": total_pages,
-            "started_at": started_at,
-            "ended_at": ended_at,
-            "done_reason": done_reason,
-            "has_errors": has_errors,
-            "errors": errors,
-        },
-    }
+    return Task(
+        hash_value if task_hash is None else task_hash,  # the caller's string, shared
+        TaskStatus(
+            state,
+            is_done,
+            total_results,
+            total_pages,
+            started_at,
+            ended_at,
+            done_reason,
+            has_errors,
+            errors,
+        ),
+        created_at,
+        is_active,
+        params,
+        module,
+        _SHARED_TEXT.get(kind, kind),
+    )

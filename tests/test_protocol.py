@@ -24,7 +24,9 @@ from taskwatch import (
     ResponseFormatError,
     ServerError,
     Task,
+    _convert,
     _protocol,
+    _reader,
 )
 from taskwatch._protocol import (
     MAX_SERVER_WAIT,
@@ -164,6 +166,28 @@ def test_a_task_shares_its_hash_state_and_kind_strings(reshape: Any) -> None:
     assert one.state in {"completed", "running"}
     assert one.object is two.object
     assert one.object == "task"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param({}, id="completed"),
+        pytest.param(
+            {"status": "pending", "is_done": False, "started_at": None, "ended_at": None,
+             "done_reason": None, "total_results": 0, "total_pages": 0},
+            id="pending",
+        ),
+        pytest.param({"status": "failed", "has_errors": True, "errors": {"a": [1]}}, id="failed"),
+    ],
+)  # fmt: skip
+def test_the_fast_path_gives_what_the_full_reader_gives(status: dict[str, Any]) -> None:
+    data = fixture_json("get-task-200.json")
+    data["status"].update(status)
+    fast = _reader.read_documented(data, TASK_HASH)
+    shaped, deviations = _reader.read_task_body(data, TASK_HASH)
+    assert fast is not None
+    assert fast == _convert.build_task(shaped)
+    assert deviations == []
 
 
 def test_documented_body_decodes_verbatim() -> None:
