@@ -81,7 +81,7 @@ def report(result: dict[str, Any], quick: bool) -> None:
     grew = large["asyncio_tasks"] - small["asyncio_tasks"]
     rows = [
         (
-            "bytes per idle watch (last snapshot kept)",
+            "bytes per idle watch (deadline and last snapshot kept)",
             f"{per_watch:.0f}",
             f"<= 1024, aim 500 ({verdict(per_watch, 1024)})",
         ),
