@@ -1,0 +1,440 @@
+"""The freshness family offline: a deterministic discrete-event model, in seconds of CPU.
+
+    python -m benchmarks._offline_fresh [--tasks N] [--json PATH]
+
+The live benchmark (``benchmarks.freshness``) runs every strategy over real sockets against a
+simulated API, on a shared machine: slow, and noisy. This model runs the same task scripts
+(``_workloads.queue_like``, from the same seeds) through the same decisions without a socket
+or a clock, so that every member and setting of ``freshness.FAMILY`` takes a fraction of a
+second and a change of policy can be judged on the whole family at once:
+
+- **taskwatch**: each poll goes through what ``Scheduler._deliver`` does with a snapshot
+  (``_policy.decide`` per caller, the pace and quiet polls it keeps, the fleet's
+  start and running-rate estimates as ``Scheduler._learn`` keeps them) and the next poll is
+  ``_policy.poll_interval``'s figure: the real pure functions, not a copy.
+- **previous**: the schedule taskwatch had before the sqrt-rule policy (exponential backoff
+  by 1.6 from ``min_interval``, half the pace while running, backoff again after three quiet
+  polls), kept here as the "before" of the before/after figures.
+- **fixed**: a fixed-interval loop at every interval of a dense sweep, as the live benchmark's
+  fixed pollers do (poll, sleep, poll).
+- **phase oracle**: a bound. It knows each task's true phase and true change rate: it polls a
+  pending task only as the ``max_interval`` promise demands, and a running one from the very
+  moment it starts, at the delay-optimal square-root rule (Sia, Cho & Cho, TKDE 2007: interval
+  ``sqrt(2 c / r)`` for change rate ``r``, within ``[min_interval, max_interval]``), swept
+  over the common level ``c``. No policy that only sees snapshots can know more, so its best
+  ratio is an optimistic bound: a cell whose oracle ratio exceeds 0.5x is infeasible.
+- **two-interval**: what knowing the workload (not the moments) buys a policy that sees the
+  start only by polling: the best pair of fixed intervals, one while pending and one while
+  running, over a grid within ``[min_interval, max_interval]``. Achievable, so it bounds the
+  best possible from above; the truth lies between the two bounds.
+
+Every ratio is the live benchmark's: requests per task over fixed polling's at the same mean
+detection delay (interpolated on the fixed curve), over each server-side change (each rise of
+``total_results``, and the end). Request latency is left out (``--latency`` adds a constant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import heapq
+import itertools
+import json
+import math
+import random
+import statistics
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from taskwatch import Task, TaskStatus, _policy, _priority
+from taskwatch.testing import ScriptStep
+
+from ._common import say, table
+from ._workloads import changes, queue_like
+from .freshness import FAMILY, OURS, Member, detection_delays
+
+Seen = list[tuple[float, int, bool]]
+Script = list[ScriptStep]
+
+_PENDING, _RUNNING = _priority.Phase.PENDING, _priority.Phase.RUNNING
+_FLEET_WEIGHT = 0.05  # as the scheduler's fleet mean of running rates
+
+
+def scripts(member: Member, tasks: int, seed: int) -> list[Script]:
+    """The member's task scripts, as the simulated API builds them from ``seed``."""
+    rng = random.Random(seed)
+    scale = member.scale
+
+    def scaled(pair: tuple[float, float]) -> tuple[float, float]:
+        return (float(f"{pair[0] * scale:g}"), float(f"{pair[1] * scale:g}"))
+
+    return [
+        queue_like(rng, scaled(member.pending), scaled(member.running), scaled(member.gaps))
+        for _ in range(tasks)
+    ]
+
+
+def _at(script: Script, ats: list[float], now: float) -> ScriptStep:
+    return script[max(bisect.bisect_right(ats, now) - 1, 0)]
+
+
+def _snapshot(step: ScriptStep) -> Task:
+    return Task(
+        hash_value="h",
+        status=TaskStatus(
+            status=step.status, is_done=step.is_done, total_results=step.total_results
+        ),
+    )
+
+
+class _Stream:
+    """What ``Scheduler`` keeps per stream (``_scheduler._Stream``), for one watch."""
+
+    __slots__ = (
+        "changes_seen",
+        "last_change_at",
+        "last_key",
+        "last_poll",
+        "last_state",
+        "pace",
+        "phase",
+        "phase_since",
+        "quiet",
+        "sub_state",
+    )
+
+    def __init__(self) -> None:
+        self.last_key: object = _policy.unset()
+        self.sub_state: object = None
+        self.last_state: object = None
+        self.quiet = 0
+        self.pace: float | None = None
+        self.last_change_at: float | None = None
+        self.phase = _PENDING
+        self.phase_since = 0.0
+        self.changes_seen = 0
+        self.last_poll: float | None = None
+
+
+class _Fleet:
+    """What ``Scheduler`` learns across its streams (``_learn``)."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.pending_for = 0.0
+        self.running_rate: float | None = None
+
+    def learn(self, stream: _Stream, state: str, now: float, low: float, high: float) -> None:
+        phase = _PENDING if state == "pending" else _RUNNING
+        if stream.last_poll is not None and stream.phase is _PENDING:
+            self.pending_for += now - stream.last_poll
+            if phase is not _PENDING:
+                self.starts += 1
+        if phase is not stream.phase:
+            stream.phase, stream.phase_since, stream.changes_seen = phase, now, 0
+        stream.last_poll = now
+        if phase is _RUNNING:
+            rate = _priority.change_rate(
+                stream.changes_seen, now - stream.phase_since, stream.pace, low, high
+            )
+            mean = self.running_rate
+            self.running_rate = rate if mean is None else mean + _FLEET_WEIGHT * (rate - mean)
+
+
+Interval = Callable[[_Stream, _Fleet, float, float, float, float], float]
+
+
+def _previous(
+    stream: _Stream, fleet: _Fleet, now: float, low: float, high: float, rand: float
+) -> float:
+    """The schedule before the sqrt-rule policy (the "before" figures)."""
+    growth, jitter, fraction, overdue_polls = 1.6, 0.2, 0.5, 3
+    if stream.pace is None:
+        base = low * growth ** min(stream.quiet, 64)
+    else:
+        base = max(low, fraction * stream.pace)
+        overdue = stream.quiet - overdue_polls
+        if overdue > 0:
+            base *= growth ** min(overdue, 64)
+    return max(low, min(base, high) * (1.0 - jitter * rand))
+
+
+def _taskwatch(
+    stream: _Stream, fleet: _Fleet, now: float, low: float, high: float, rand: float
+) -> float:
+    """taskwatch's policy, as ``Scheduler._deliver`` calls it."""
+    return _policy.poll_interval(stream.quiet, low, high, rand, stream.pace)
+
+
+POLICIES: dict[str, Interval] = {"previous": _previous, "taskwatch": _taskwatch}
+
+
+def _deliver(
+    stream: _Stream, fleet: _Fleet, step: ScriptStep, now: float, low: float, high: float
+) -> tuple[bool, bool]:
+    """``Scheduler._deliver`` on one snapshot: (emitted, done)."""
+    task = _snapshot(step)
+    state = step.status
+    fleet.learn(stream, state, now, low, high)
+    decision = _policy.decide(stream.last_key, stream.sub_state, task, _policy.total_results)
+    stream.sub_state = state
+    if decision.emit:
+        stream.last_key = _policy.total_results(task)
+    emitted = decision.emit
+    changed = emitted or state != stream.last_state
+    if state != stream.last_state or state != "running":
+        stream.pace = stream.last_change_at = None
+    elif emitted:
+        if stream.last_change_at is not None:
+            stream.pace = _policy.update_pace(stream.pace, now - stream.last_change_at)
+        stream.last_change_at = now
+        stream.changes_seen += 1
+    stream.last_state = state
+    stream.quiet = 0 if changed else stream.quiet + 1
+    return emitted, decision.done
+
+
+def run_policy(
+    tasks: list[Script],
+    interval: Interval,
+    low: float,
+    high: float,
+    seed: int = 0,
+    latency: float = 0.0,
+) -> tuple[int, dict[int, Seen]]:
+    """One client watching every task from time 0 (``watch_many``): requests, and the
+    snapshots yielded per task as (time, total_results, is_done)."""
+    rng = random.Random(seed)
+    fleet = _Fleet()
+    streams = [_Stream() for _ in tasks]
+    ats = [[s.at for s in script] for script in tasks]
+    heap = [(0.0, i) for i in range(len(tasks))]
+    seen: dict[int, Seen] = {i: [] for i in range(len(tasks))}
+    requests = 0
+    while heap:
+        sent, i = heapq.heappop(heap)
+        now = sent + latency
+        requests += 1
+        step = _at(tasks[i], ats[i], sent)
+        emitted, done = _deliver(streams[i], fleet, step, now, low, high)
+        if emitted:
+            seen[i].append((now, step.total_results, step.is_done))
+        if done:
+            continue
+        delay = interval(streams[i], fleet, now, low, high, rng.random())
+        assert low - 1e-9 <= delay <= high + 1e-9, (delay, low, high)
+        heapq.heappush(heap, (now + delay, i))
+    return requests, seen
+
+
+def _poll_times(script: Script, grid: Iterator[float]) -> Iterator[float]:
+    end = script[-1].at
+    for at in grid:
+        yield at
+        if at >= end:
+            return
+
+
+def _delays_and_requests(tasks: list[Script], polls: list[list[float]]) -> tuple[float, float]:
+    """Mean detection delay and requests per task when task i is polled at ``polls[i]``."""
+    delays: list[float] = []
+    requests = 0
+    for script, times in zip(tasks, polls, strict=True):
+        requests += len(times)
+        for at, _, _ in changes(script):
+            k = bisect.bisect_left(times, at)
+            delays.append(times[k] - at if k < len(times) else math.inf)
+    return statistics.fmean(delays), requests / len(tasks)
+
+
+def fixed(tasks: list[Script], interval: float, latency: float = 0.0) -> tuple[float, float]:
+    """A fixed loop: (mean delay, requests per task)."""
+    step = interval + latency
+    polls = [list(_poll_times(s, (k * step + latency for k in itertools.count()))) for s in tasks]
+    return _delays_and_requests(tasks, polls)
+
+
+def _start(script: Script) -> float:
+    return next(s.at for s in script if s.status != "pending")
+
+
+def _true_rate(script: Script) -> float:
+    """Changes per second over the running spell (the end counted as one)."""
+    start = _start(script)
+    return len(changes(script)) / max(script[-1].at - start, 1e-9)
+
+
+def _two_phase_polls(script: Script, pending: float, running: float, know: bool) -> list[float]:
+    """Poll every ``pending`` s while pending, every ``running`` s from the start: from the
+    true start when ``know``, else from the first poll that shows it."""
+    start, end = _start(script), script[-1].at
+    times: list[float] = []
+    at = 0.0
+    while at < start:
+        times.append(at)
+        at += pending
+    at = start if know else at
+    while True:
+        times.append(at)
+        if at >= end:
+            return times
+        at += running
+
+
+def fixed_curve(member: Member, tasks: list[Script], latency: float) -> list[tuple[float, float]]:
+    """(mean delay, requests per task) of fixed polling, swept densely over the intervals the
+    live benchmark sweeps (from its shortest to its longest, 24 steps per factor of 10)."""
+    intervals = member.fixed_intervals()
+    low, high = min(intervals), max(intervals)
+    count = int(24 * math.log10(high / low)) + 1
+    sweep = [low * (high / low) ** (k / (count - 1)) for k in range(count)]
+    return sorted(fixed(tasks, i, latency) for i in sweep)
+
+
+def interpolate(curve: list[tuple[float, float]], delay: float) -> float | None:
+    """Requests at ``delay`` on the fixed-polling curve, None off it."""
+    for (d0, r0), (d1, r1) in zip(curve, curve[1:], strict=False):
+        if d0 <= delay <= d1:
+            return r0 + (r1 - r0) * (delay - d0) / (d1 - d0) if d1 > d0 else r0
+    return None
+
+
+def _ratio(curve: list[tuple[float, float]], delay: float, requests: float) -> float | None:
+    same = interpolate(curve, delay)
+    return requests / same if same else None
+
+
+def _levels(low: float, high: float) -> list[float]:
+    """Running intervals to sweep within [low, high] (20 per factor of 10)."""
+    count = max(2, int(20 * math.log10(high / low)) + 1)
+    return [low * (high / low) ** (k / (count - 1)) for k in range(count)]
+
+
+def oracle(
+    tasks: list[Script], curve: list[tuple[float, float]], low: float, high: float
+) -> float | None:
+    """The phase oracle's best ratio over the square-root level (see the module docstring)."""
+    rates = [_true_rate(s) for s in tasks]
+    best: float | None = None
+    fastest = max(rates)
+    for level in _levels(low, high):
+        # the level c that polls the fastest task every ``level`` s: level = sqrt(2 c / r_max)
+        c = level * level * fastest / 2.0
+        polls = [
+            _two_phase_polls(s, high, min(high, max(low, math.sqrt(2 * c / r))), know=True)
+            for s, r in zip(tasks, rates, strict=True)
+        ]
+        ratio = _ratio(curve, *_delays_and_requests(tasks, polls))
+        if ratio is not None and (best is None or ratio < best):
+            best = ratio
+    return best
+
+
+def two_interval(
+    tasks: list[Script], curve: list[tuple[float, float]], low: float, high: float
+) -> float | None:
+    """The best pair of (pending, running) fixed intervals for a poller that sees the start
+    only by polling."""
+    best: float | None = None
+    for pending in _levels(low, high)[::2]:
+        for running in _levels(low, min(high, pending))[::2]:
+            polls = [_two_phase_polls(s, pending, running, know=False) for s in tasks]
+            ratio = _ratio(curve, *_delays_and_requests(tasks, polls))
+            if ratio is not None and (best is None or ratio < best):
+                best = ratio
+    return best
+
+
+def measure(
+    member: Member, tasks: int, seed: int, latency: float = 0.0, bounds: bool = True
+) -> dict[str, Any]:
+    """One member: every policy and setting, with the bounds, as ratios at equal delay."""
+    family = scripts(member, tasks, seed)
+    curve = fixed_curve(member, family, latency)
+    expected = {str(i): changes(s) for i, s in enumerate(family)}
+    out: dict[str, Any] = {"member": member.name, "settings": {}}
+    for low, high in OURS:
+        cell: dict[str, Any] = {}
+        for name, interval in POLICIES.items():
+            requests, seen = run_policy(family, interval, low, high, seed, latency)
+            delays = detection_delays(expected, {str(i): s for i, s in seen.items()})
+            delay = statistics.fmean(delays)
+            cell[name] = {
+                "requests_per_task": requests / tasks,
+                "mean_delay": delay,
+                "ratio": _ratio(curve, delay, requests / tasks),
+            }
+        if bounds:
+            cell["oracle"] = oracle(family, curve, low, high)
+            cell["two_interval"] = two_interval(family, curve, low, high)
+        out["settings"][f"{low:g}-{high:g}s"] = cell
+    return out
+
+
+def _fmt(ratio: float | None) -> str:
+    return f"{ratio:.2f}x" if ratio is not None else "off"
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    """One table per setting, then the worst case per policy."""
+    settings = [f"{low:g}-{high:g}s" for low, high in OURS]
+    for setting in settings:
+        rows = []
+        for one in results:
+            cell = one["settings"][setting]
+            rows.append(
+                (
+                    one["member"],
+                    _fmt(cell["previous"]["ratio"]),
+                    _fmt(cell["taskwatch"]["ratio"]),
+                    f"{cell['taskwatch']['mean_delay']:.2f}",
+                    _fmt(cell.get("oracle")),
+                    _fmt(cell.get("two_interval")),
+                    "yes" if (cell.get("oracle") or math.inf) <= 0.5 else "NO",
+                )
+            )
+        say(f"\nOffline, setting {setting}: requests / fixed polling's at equal mean delay")
+        say(
+            table(
+                rows,
+                [
+                    "workload",
+                    "previous",
+                    "taskwatch",
+                    "delay s",
+                    "oracle bound",
+                    "two-interval",
+                    "0.5x feasible",
+                ],
+            )
+        )
+    for name in POLICIES:
+        found = [
+            (one["settings"][s][name]["ratio"] or math.inf, f"{one['member']}, {s}")
+            for one in results
+            for s in settings
+        ]
+        met = sum(r <= 0.5 for r, _ in found)
+        highest, where = max(found)
+        say(f"{name}: worst {_fmt(highest)} ({where}); {met} of {len(found)} cells <= 0.5x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=200, help="tasks per member")
+    parser.add_argument("--latency", type=float, default=0.0, help="request latency, s")
+    parser.add_argument("--no-bounds", action="store_true", help="skip the oracle and grid")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+    results = [
+        measure(m, args.tasks, 7 + i, args.latency, not args.no_bounds)
+        for i, m in enumerate(FAMILY)
+    ]
+    report(results)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
