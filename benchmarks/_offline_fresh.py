@@ -51,8 +51,8 @@ from taskwatch import Task, TaskStatus, _policy, _priority
 from taskwatch.testing import ScriptStep
 
 from ._common import say, table
+from ._family import FAMILY, OURS, Member, detection_delays
 from ._workloads import changes, queue_like
-from .freshness import FAMILY, OURS, Member, detection_delays
 
 Seen = list[tuple[float, int, bool]]
 Script = list[ScriptStep]
@@ -124,6 +124,7 @@ class _Fleet:
         self.starts = 0
         self.pending_for = 0.0
         self.running_rate: float | None = None
+        self.schedule = _policy.Fleet()
 
     def learn(self, stream: _Stream, state: str, now: float, low: float, high: float) -> None:
         phase = _PENDING if state == "pending" else _RUNNING
@@ -164,7 +165,18 @@ def _taskwatch(
     stream: _Stream, fleet: _Fleet, now: float, low: float, high: float, rand: float
 ) -> float:
     """taskwatch's policy, as ``Scheduler._deliver`` calls it."""
-    return _policy.poll_interval(stream.quiet, low, high, rand, stream.pace)
+    since = None if stream.last_change_at is None else now - stream.last_change_at
+    return _policy.poll_interval(
+        low,
+        high,
+        rand,
+        running=stream.phase is _RUNNING,
+        changes_seen=stream.changes_seen,
+        running_for=now - stream.phase_since,
+        pace=stream.pace,
+        since_change=since,
+        fleet=fleet.schedule,
+    )
 
 
 POLICIES: dict[str, Interval] = {"previous": _previous, "taskwatch": _taskwatch}
@@ -176,12 +188,15 @@ def _deliver(
     """``Scheduler._deliver`` on one snapshot: (emitted, done)."""
     task = _snapshot(step)
     state = step.status
+    was_running = None if stream.last_poll is None else stream.phase is _RUNNING
+    since_poll = 0.0 if stream.last_poll is None else now - stream.last_poll
     fleet.learn(stream, state, now, low, high)
     decision = _policy.decide(stream.last_key, stream.sub_state, task, _policy.total_results)
     stream.sub_state = state
     if decision.emit:
         stream.last_key = _policy.total_results(task)
     emitted = decision.emit
+    fleet.schedule.observe(was_running, since_poll, state != "pending", emitted)
     changed = emitted or state != stream.last_state
     if state != stream.last_state or state != "running":
         stream.pace = stream.last_change_at = None
@@ -284,7 +299,8 @@ def _two_phase_polls(script: Script, pending: float, running: float, know: bool)
 
 def fixed_curve(member: Member, tasks: list[Script], latency: float) -> list[tuple[float, float]]:
     """(mean delay, requests per task) of fixed polling, swept densely over the intervals the
-    live benchmark sweeps (from its shortest to its longest, 24 steps per factor of 10)."""
+    live benchmark sweeps in a full run (from its shortest to its longest, 24 steps per factor of
+    10): a ratio off the live curve is off this one too."""
     intervals = member.fixed_intervals()
     low, high = min(intervals), max(intervals)
     count = int(24 * math.log10(high / low)) + 1
@@ -294,7 +310,7 @@ def fixed_curve(member: Member, tasks: list[Script], latency: float) -> list[tup
 
 def interpolate(curve: list[tuple[float, float]], delay: float) -> float | None:
     """Requests at ``delay`` on the fixed-polling curve, None off it."""
-    for (d0, r0), (d1, r1) in zip(curve, curve[1:], strict=False):
+    for (d0, r0), (d1, r1) in itertools.pairwise(curve):
         if d0 <= delay <= d1:
             return r0 + (r1 - r0) * (delay - d0) / (d1 - d0) if d1 > d0 else r0
     return None

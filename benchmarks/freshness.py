@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import statistics
 from collections.abc import Awaitable
@@ -35,28 +34,8 @@ import taskwatch
 
 from . import plots
 from ._common import say, table, verdict, write_result
+from ._family import FAMILY, OURS, Member, Seen, detection_delays
 from ._sim_server import SimProcess
-
-Seen = list[tuple[float, int, bool]]  # (simulated receive time, total_results, is_done)
-
-
-def detection_delays(
-    expected: dict[str, list[tuple[float, int, bool]]],
-    seen: dict[str, Seen],
-    window: tuple[float, float] | None = None,
-) -> list[float]:
-    """For each expected change, the time until the first received snapshot showing it."""
-    delays = []
-    for task_hash, changes in expected.items():
-        snapshots = seen.get(task_hash, [])
-        for at, results, done in changes:
-            if window is not None and not window[0] <= at <= window[1]:
-                continue
-            for received, total, is_done in snapshots:
-                if (is_done if done else total >= results) and received >= at - 0.5:
-                    delays.append(max(0.0, received - at))
-                    break
-    return delays
 
 
 async def _fixed_poller(
@@ -128,67 +107,9 @@ def _interpolate(points: list[tuple[float, float]], delay: float) -> float | Non
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class Member:
-    """One workload of the family: queue-like tasks (``_workloads.queue_like``), pending
-    U(``pending``) s, then running U(``running``) s with results rising every U(``gaps``) s,
-    every time multiplied by ``scale``. taskwatch's interval settings stay as a user sets them;
-    the fixed-polling intervals are multiplied by ``scale`` so that their curve spans it."""
-
-    name: str
-    pending: tuple[float, float]
-    running: tuple[float, float]
-    gaps: tuple[float, float]
-    scale: float = 1.0
-
-    def args(self) -> list[str]:
-        """The simulated API's workload flags."""
-        values = {
-            "pending": self.pending,
-            "running": self.running,
-            "gap": self.gaps,
-        }
-        out = ["--workload", "queue"]
-        for flag, (low, high) in values.items():
-            out += [
-                f"--{flag}-min",
-                f"{low * self.scale:g}",
-                f"--{flag}-max",
-                f"{high * self.scale:g}",
-            ]
-        return out
-
-    def fixed_intervals(self) -> list[float]:
-        """The fixed-polling intervals to sweep: ``FIXED_INTERVALS`` times the scale, and on a
-        compressed scale the unscaled long ones too, since taskwatch's max_interval stays."""
-        scaled = {interval * self.scale for interval in FIXED_INTERVALS}
-        if self.scale < 1:
-            scaled |= {interval for interval in FIXED_INTERVALS if interval >= 20}
-        return sorted(scaled)
-
-    def lifetime(self) -> float:
-        """The longest a task lives, in simulated seconds."""
-        return (self.pending[1] + self.running[1]) * self.scale
-
-
-# The family: (a) pending length against max_interval (20-60 s), (b) running length and the
-# number of changes per task, down to 1-4 changes in a running spell of about one
-# max_interval, (c) the time scale. The first member is the workload the policy was tuned on.
-FAMILY = (
-    Member("queue-like (tuned on)", (60.0, 900.0), (30.0, 120.0), (3.0, 10.0)),
-    Member("pending 0-20 s (< max_interval)", (0.0, 20.0), (30.0, 120.0), (3.0, 10.0)),
-    Member("pending 20-60 s (~ max_interval)", (20.0, 60.0), (30.0, 120.0), (3.0, 10.0)),
-    Member("running 20-40 s, 1-4 changes", (30.0, 300.0), (20.0, 40.0), (8.0, 25.0)),
-    Member("running 40-80 s, 1-4 changes", (30.0, 300.0), (40.0, 80.0), (15.0, 40.0)),
-    Member("running 300-900 s, bursts 3-10 s", (30.0, 300.0), (300.0, 900.0), (3.0, 10.0)),
-    Member("time scale x0.2", (60.0, 900.0), (30.0, 120.0), (3.0, 10.0), 0.2),
-    Member("time scale x5", (60.0, 900.0), (30.0, 120.0), (3.0, 10.0), 5.0),
-)
-FIXED_INTERVALS = (2.0, 3.0, 5.0, 10.0, 20.0, 40.0, 80.0)
-OURS = ((0.5, 20.0), (1.0, 30.0), (2.0, 60.0))
-
-
-async def measure(member: Member, tasks: int, speed: float, seed: int) -> dict[str, Any]:
+async def measure(
+    member: Member, tasks: int, speed: float, seed: int, reach: bool = True
+) -> dict[str, Any]:
     """One member: every fixed interval and every taskwatch setting side by side, on one
     simulated API in its own process. Returns requests per task and mean detection delay
     per strategy, and taskwatch's requests over fixed polling's at the same mean delay
@@ -199,7 +120,7 @@ async def measure(member: Member, tasks: int, speed: float, seed: int) -> dict[s
     try:
         runs: dict[str, Awaitable[Any]] = {}
         seen: dict[str, dict[str, Seen]] = {}
-        for interval in member.fixed_intervals():
+        for interval in member.fixed_intervals(reach=reach):
             name = f"fixed {interval:g}s"
             seen[name] = {}
             runs[name] = _run_fixed(sim, interval, seen[name])
@@ -240,23 +161,31 @@ async def measure(member: Member, tasks: int, speed: float, seed: int) -> dict[s
     }
 
 
+LOAD = 400.0  # fixed pollers' requests per real second, at most, in a full run
+
+
 async def part1(quick: bool) -> list[dict[str, Any]]:
     """The family, one member after another (quick: all at once, to check that it works).
 
     Simulated time runs fast enough that each member takes about ``target`` real seconds,
-    but never slower than ``floor``: the request latency, in simulated seconds, grows with the
-    speed and blurs every strategy's delay alike, so the full run keeps it modest.
+    unless the fixed pollers would then send more than ``LOAD`` requests a real second, but
+    never slower than ``floor``: the request latency, in simulated seconds, grows with the
+    speed and the load and blurs every strategy's delay alike, so the full run keeps it modest.
     """
     tasks, target, floor = (6, 4.0, 60.0) if quick else (20, 40.0, 10.0)
 
     def speed(member: Member) -> float:
-        slowest = member.lifetime() + member.fixed_intervals()[-1]
-        return max(floor, round(slowest / target))
+        intervals = member.fixed_intervals(reach=not quick)
+        slowest = member.lifetime() + intervals[-1]
+        # the fixed pollers' requests per real second stay within LOAD (a busy server's
+        # latency, in simulated seconds, would blur every strategy's delay)
+        cap = LOAD / (tasks * sum(1.0 / i for i in intervals))
+        return max(floor, round(min(slowest / target, cap)))
 
     if quick:
         return list(
             await asyncio.gather(
-                *(measure(m, tasks, speed(m), 7 + i) for i, m in enumerate(FAMILY))
+                *(measure(m, tasks, speed(m), 7 + i, False) for i, m in enumerate(FAMILY))
             )
         )
     return [await measure(m, tasks, speed(m), 7 + i) for i, m in enumerate(FAMILY)]

@@ -1,19 +1,55 @@
 """The pure polling policy: what to yield, when to stop, when to poll next. No I/O, no clock.
 
-The schedule: after a change (and at the start) the next poll is ``min_interval`` away; each
-quiet poll multiplies the interval by ``GROWTH`` up to ``max_interval``. A pending task (or a
-running one whose pace is not known yet) follows that exponential backoff.
+When to poll next
+-----------------
+Without a binding budget, each poll is a trade between a request and the detection delay of
+the changes it may find. Price a request at ``c`` seconds of delay; polling a source every
+``T`` seconds then costs, per second, ``c / T`` in requests plus the delay its unseen changes
+accumulate, and the best ``T`` balances the two.
 
-A running task whose results have risen at least twice has a pace: the typical time between
-its changes (an exponentially weighted mean of the gaps seen). Its polls then come every
-``PACE_FRACTION`` of that pace (within ``[min_interval, max_interval]``), so each burst of
-results is seen about a quarter of a gap after it lands, at about two polls per burst; after
-``OVERDUE_POLLS`` quiet polls the task is slower than its pace said and the interval grows
-again by ``GROWTH`` per quiet poll. Polls go where the changes are: few while a task waits
-for a slot, more while it scrapes.
+- **Running**, changes arriving at rate ``r`` (a Poisson stream): ``r * T / 2`` seconds of
+  delay per second, so ``T = sqrt(2 * c / r)``: a polling rate proportional to ``sqrt(r)``,
+  the delay-optimal rule of Sia, Cho and Cho ("Efficient monitoring algorithm for fast news
+  alerts", IEEE TKDE 19(7), 2007).
+- **Pending**, the next change is the start, at a hazard ``h`` about constant while a task
+  waits for a slot. An unnoticed start costs the changes the fresh task makes before a poll
+  sees it: a start ``u`` seconds before the next poll brings ``r0 * u`` changes waiting
+  ``u / 2`` on average, where ``r0`` is a fresh start's rate. Over an interval that is
+  ``h * r0 * T**3 / 6``, so ``T = (3 * c / (h * r0)) ** (1 / 3)``: far longer than a running
+  task's interval (a cube root instead of a square root), however long the task has waited,
+  since the hazard does not grow with the wait. Exponential backoff from ``min_interval``
+  would instead spend its first polls of every pending spell where nothing is likely.
 
-A jitter of up to ``JITTER`` of the interval (downwards, never below ``min_interval``) keeps
-many watchers that started together from polling in lockstep.
+The one price ``c`` balances both phases, as the square-root rule balances sources of
+different rates. It is set by ``min_interval``, the shortest interval the caller allows: a
+task that changes every ``min_interval`` is polled every ``min_interval`` (``c =
+min_interval / 2``), so a running task is polled every ``sqrt(min_interval * gap)`` seconds,
+the geometric mean of ``min_interval`` and its typical gap between changes. Nothing here is
+fitted to a workload: the rates are learnt from the polls.
+
+- ``r`` is a running task's rate: ``1 / pace`` once two changes have given it a pace (the
+  exponentially weighted mean gap between the changes seen), slowed to ``1 / s`` while the
+  task has been quiet ``s`` seconds, longer than its pace (it is slower than its pace said).
+  Before that, the rate of a fresh start ``r0`` as one pseudo-change, updated by what this
+  task showed: ``(changes seen + 1) / (seconds seen running + 1 / r0)``, a Gamma prior's mean.
+  Just after a start is seen that is ``r0`` itself: the first changes are expected at the
+  fleet's pace, not after a backoff.
+- ``h`` and ``r0`` are learnt across all the watches of one client (``Fleet``): starts seen
+  per second of watching tasks wait, and changes seen per second of watching tasks run, each
+  as a Gamma posterior's mean whose prior is one event at ``prior_rate``: the mean rate when
+  every time scale between ``min_interval`` and ``max_interval`` is as likely as another.
+  While little is known, that prior makes the first pending polls of a fleet come sooner; as
+  its tasks are seen waiting, the hazard learnt falls and the pending polls spread out.
+
+These are the estimates of Cho and Garcia-Molina's refresh policies, which learn each
+source's change rate from what polls saw and spend more polls where changes are more
+frequent, but not in proportion ("Synchronizing a database to improve freshness", SIGMOD
+2000; "Effective page refresh policies for web crawlers", ACM TODS 28(4), 2003).
+
+Every interval lies within ``[min_interval, max_interval]``: never more often than
+``min_interval``, never a longer gap than ``max_interval`` (a promise, whatever the estimates
+say). A jitter of up to ``JITTER`` of the interval (downwards, never below ``min_interval``)
+keeps many watchers that started together from polling in lockstep.
 
 Poll scheduling is not a retry, so it is not a tenacity wait strategy (those take a
 ``RetryCallState``); request retries do use tenacity (see ``client.py``).
@@ -21,17 +57,15 @@ Poll scheduling is not a retry, so it is not a tenacity wait strategy (those tak
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 
 import attrs
 
 from .models import Task
 
-GROWTH = 1.6
 JITTER = 0.2
-PACE_FRACTION = 0.5
 PACE_WEIGHT = 0.5  # weight of the newest gap in the pace's moving average
-OVERDUE_POLLS = 3
 
 ChangeKey = Callable[[Task], Hashable]
 
@@ -51,29 +85,124 @@ def check_intervals(min_interval: float, max_interval: float) -> None:
         )
 
 
+def price(min_interval: float) -> float:
+    """What one request is worth, in seconds of detection delay: the price at which a task
+    changing every ``min_interval`` seconds is polled every ``min_interval``."""
+    return min_interval / 2.0
+
+
+def prior_rate(min_interval: float, max_interval: float) -> float:
+    """The rate expected of an event before any was seen: the mean of ``1 / gap`` for a gap
+    log-uniform over ``[min_interval, max_interval]``, every time scale the caller allows
+    being as likely as any other (``1 / min_interval`` when the two are equal)."""
+    if max_interval <= min_interval:
+        return 1.0 / min_interval
+    return (1.0 / min_interval - 1.0 / max_interval) / math.log(max_interval / min_interval)
+
+
+def learnt_rate(events: float, seen_for: float, prior: float) -> float:
+    """Events per second after ``events`` were seen in ``seen_for`` seconds of watching: the
+    mean of a Gamma posterior whose prior is one event per ``1 / prior`` seconds (so ``prior``
+    before anything was seen, the observed rate once much was)."""
+    return (max(events, 0.0) + 1.0) / (max(seen_for, 0.0) + 1.0 / prior)
+
+
+def running_rate(
+    changes_seen: int,
+    running_for: float,
+    pace: float | None,
+    since_change: float | None,
+    fresh_rate: float,
+) -> float:
+    """A running task's expected changes per second (see the module docstring).
+
+    ``changes_seen`` changes were seen in ``running_for`` seconds of watching it run; ``pace``
+    is its typical gap between changes once known, ``since_change`` the seconds since the last
+    change seen (None before one); ``fresh_rate`` is the rate expected of a task just started.
+    Always positive when ``fresh_rate`` is.
+    """
+    if pace is not None and pace > 0:
+        quiet = since_change if since_change is not None else 0.0
+        return 1.0 / max(pace, quiet)
+    return learnt_rate(changes_seen, running_for, fresh_rate)
+
+
+def running_interval(rate: float, min_interval: float, max_interval: float) -> float:
+    """The square-root rule: ``sqrt(2 * price / rate)``, within the bounds."""
+    best = math.sqrt(2.0 * price(min_interval) / rate) if rate > 0 else max_interval
+    return min(max(best, min_interval), max_interval)
+
+
+def pending_interval(
+    start_hazard: float, fresh_rate: float, min_interval: float, max_interval: float
+) -> float:
+    """A pending task's interval: ``(3 * price / (start_hazard * fresh_rate)) ** (1/3)``,
+    within the bounds."""
+    product = start_hazard * fresh_rate
+    best = (3.0 * price(min_interval) / product) ** (1.0 / 3.0) if product > 0 else max_interval
+    return min(max(best, min_interval), max_interval)
+
+
 def poll_interval(
-    quiet_polls: int,
     min_interval: float,
     max_interval: float,
     rand: float,
+    *,
+    running: bool,
+    changes_seen: int = 0,
+    running_for: float = 0.0,
     pace: float | None = None,
+    since_change: float | None = None,
+    fleet: Fleet | None = None,
 ) -> float:
-    """Seconds until the next poll after ``quiet_polls`` polls without a change.
+    """Seconds until the next poll, within ``[min_interval, max_interval]``.
 
-    ``pace`` is the running task's typical seconds between changes (None: unknown, or the
-    task is not running). ``rand`` is a uniform random number in [0, 1) (the caller's, so tests
-    can fix it).
+    ``running`` says whether the last snapshot showed the task started; ``changes_seen`` to
+    ``since_change`` are what this task's polls taught (``running_rate``'s arguments), and
+    ``fleet`` what all the client's watches did (None: nothing yet). ``rand`` is a uniform
+    random number in [0, 1) (the caller's, so tests can fix it).
     """
-    if pace is None:
-        # min() before ** keeps the exponent bounded however long a task stays quiet.
-        base = min_interval * GROWTH ** min(quiet_polls, 64)
+    if fleet is None:
+        fleet = _NOTHING_SEEN
+    prior = prior_rate(min_interval, max_interval)
+    fresh_rate = learnt_rate(fleet.running_changes, fleet.running_for, prior)
+    if running:
+        rate = running_rate(changes_seen, running_for, pace, since_change, fresh_rate)
+        base = running_interval(rate, min_interval, max_interval)
     else:
-        base = max(min_interval, PACE_FRACTION * pace)
-        overdue = quiet_polls - OVERDUE_POLLS
-        if overdue > 0:
-            base *= GROWTH ** min(overdue, 64)
-    base = min(base, max_interval)
+        hazard = learnt_rate(fleet.starts, fleet.pending_for, prior)
+        base = pending_interval(hazard, fresh_rate, min_interval, max_interval)
     return max(min_interval, base * (1.0 - JITTER * rand))
+
+
+@attrs.define(slots=True)
+class Fleet:
+    """What the polls of all of one client's watches taught: starts seen in ``pending_for``
+    seconds of watching tasks wait, and changes seen in ``running_for`` seconds of watching
+    tasks run. ``observe`` keeps it; ``poll_interval`` reads it."""
+
+    starts: int = 0
+    pending_for: float = 0.0
+    running_changes: int = 0
+    running_for: float = 0.0
+
+    def observe(
+        self, was_running: bool | None, since_poll: float, running: bool, changed: bool
+    ) -> None:
+        """One poll of a watch: ``was_running`` what its previous poll showed (None: this is
+        its first), ``since_poll`` seconds since it, ``running`` what this one shows (started:
+        running or done), ``changed`` whether the watch's key changed."""
+        if was_running is None:
+            return
+        if was_running:
+            self.running_for += since_poll
+            self.running_changes += changed
+        else:
+            self.pending_for += since_poll
+            self.starts += running
+
+
+_NOTHING_SEEN = Fleet()
 
 
 def update_pace(pace: float | None, gap: float) -> float:
@@ -87,7 +216,7 @@ class PollDecision:
 
     emit: bool  # yield this snapshot
     done: bool  # it is the terminal snapshot: stop after yielding it
-    changed: bool  # reset the schedule to min_interval
+    changed: bool  # the key or the state changed
 
 
 _UNSET: object = object()

@@ -298,6 +298,7 @@ class Scheduler:
         self._changes = 0
         self._ends = 0
         self._running_for = 0.0
+        self._fleet = _policy.Fleet()  # the same, as the poll schedule learns it
 
     # -- callers ---------------------------------------------------------------------------
 
@@ -699,10 +700,13 @@ class Scheduler:
     def _deliver(self, stream: _Stream, task: Task) -> None:
         now = self._path.clock()
         state = task.status.status
+        was_running = None if stream.last_poll is None else stream.phase is _RUNNING
+        since_poll = 0.0 if stream.last_poll is None else now - stream.last_poll
         previous = stream.last
         stream.keep(task)
         emitted = self._hand_out(stream, task, state)
         self._learn(stream, previous, task, emitted, now)
+        self._fleet.observe(was_running, since_poll, state != TaskState.PENDING, emitted)
         changed = emitted or state != stream.last_state
         if state != stream.last_state or state != TaskState.RUNNING:
             stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds
@@ -717,8 +721,18 @@ class Scheduler:
                 self._end(sub, None)
         if not stream.subs:
             return
+        low, high = stream.min_interval, stream.max_interval
+        since = None if stream.last_change_at is None else now - stream.last_change_at
         delay = _policy.poll_interval(
-            stream.quiet, stream.min_interval, stream.max_interval, self._path.random(), stream.pace
+            low,
+            high,
+            self._path.random(),
+            running=stream.phase is _RUNNING,
+            changes_seen=stream.changes_seen,
+            running_for=now - stream.phase_since,
+            pace=stream.pace,
+            since_change=since,
+            fleet=self._fleet,
         )
         due = now + delay
         for sub in stream.subs:  # never sleep past a deadline

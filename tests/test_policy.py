@@ -6,12 +6,17 @@ import pytest
 
 from taskwatch import Task, TaskStatus
 from taskwatch._policy import (
-    GROWTH,
     JITTER,
     PACE_WEIGHT,
+    Fleet,
     check_intervals,
     decide,
+    learnt_rate,
+    pending_interval,
     poll_interval,
+    prior_rate,
+    running_interval,
+    running_rate,
     total_results,
     unset,
     update_pace,
@@ -24,24 +29,166 @@ def snap(results: int, state: str = "running", done: bool = False) -> Task:
     )
 
 
-@pytest.mark.parametrize(
-    ("quiet", "expected"),
-    [(0, 1.0), (1, GROWTH), (2, GROWTH**2), (5, GROWTH**5), (8, 30.0), (1000, 30.0)],
-)
-def test_interval_grows_to_the_cap(quiet: int, expected: float) -> None:
-    assert poll_interval(quiet, 1.0, 30.0, rand=0.0) == pytest.approx(min(expected, 30.0))
+LOW, HIGH = 1.0, 30.0
+
+# What polls may have taught, from nothing to a lot: (changes seen, seconds seen running,
+# pace, seconds since the last change).
+RUNNING = [
+    (0, 0.0, None, None),
+    (1, 5.0, None, 0.0),
+    (3, 60.0, 0.2, 0.1),  # faster than min_interval allows
+    (3, 60.0, 8.0, 2.0),
+    (3, 600.0, 8.0, 500.0),  # quiet far longer than its pace
+    (50, 100_000.0, 5000.0, 5000.0),
+]
+FLEETS = [
+    None,
+    Fleet(),
+    Fleet(starts=40, pending_for=100.0, running_changes=400, running_for=100.0),  # fast
+    Fleet(starts=1, pending_for=1e7, running_changes=0, running_for=1e7),  # slow
+]
+SETTINGS = [(0.5, 20.0), (1.0, 30.0), (2.0, 60.0), (3.0, 3.0)]
+
+
+@pytest.mark.parametrize(("low", "high"), SETTINGS)
+@pytest.mark.parametrize("rand", [0.0, 0.5, 0.999])
+def test_never_below_min_nor_above_max(low: float, high: float, rand: float) -> None:
+    for fleet in FLEETS:
+        assert low <= poll_interval(low, high, rand, running=False, fleet=fleet) <= high
+        for seen, running_for, pace, since in RUNNING:
+            interval = poll_interval(
+                low,
+                high,
+                rand,
+                running=True,
+                changes_seen=seen,
+                running_for=running_for,
+                pace=pace,
+                since_change=since,
+                fleet=fleet,
+            )
+            assert low <= interval <= high
 
 
 @pytest.mark.parametrize("rand", [0.0, 0.3, 0.999])
 def test_jitter_only_shortens_and_never_below_min(rand: float) -> None:
-    for quiet in range(12):
-        plain = poll_interval(quiet, 1.0, 30.0, rand=0.0)
-        jittered = poll_interval(quiet, 1.0, 30.0, rand=rand)
-        assert max(1.0, plain * (1 - JITTER)) <= jittered <= plain
+    for fleet in FLEETS:
+        for running in (False, True):
+            plain = poll_interval(LOW, HIGH, 0.0, running=running, fleet=fleet)
+            jittered = poll_interval(LOW, HIGH, rand, running=running, fleet=fleet)
+            assert max(LOW, plain * (1 - JITTER)) <= jittered <= plain
 
 
 def test_equal_min_and_max_is_a_fixed_interval() -> None:
-    assert {poll_interval(q, 3.0, 3.0, rand=0.5) for q in range(10)} == {3.0}
+    intervals = {
+        poll_interval(3.0, 3.0, 0.5, running=r, fleet=f) for r in (False, True) for f in FLEETS
+    }
+    assert intervals == {3.0}
+
+
+@pytest.mark.parametrize(
+    ("gap", "expected"),
+    [
+        (1.0, 1.0),  # a change every min_interval: polled every min_interval
+        (4.0, 2.0),  # the square-root rule: sqrt(min_interval * gap)
+        (16.0, 4.0),  # four times slower, twice the interval
+        (100.0, 10.0),
+        (0.25, 1.0),  # faster than min_interval allows: min_interval
+        (10_000.0, 30.0),  # slower than max_interval allows: max_interval
+    ],
+)
+def test_a_running_task_follows_the_square_root_rule(gap: float, expected: float) -> None:
+    assert running_interval(1.0 / gap, LOW, HIGH) == pytest.approx(expected)
+    paced = poll_interval(LOW, HIGH, 0.0, running=True, pace=gap, since_change=0.0)
+    assert paced == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("hazard", "fresh", "expected"),
+    [
+        (1 / 600, 1 / 5, (3 * 0.5 * 600 * 5) ** (1 / 3)),  # about 16.5 s
+        (8 / 600, 1 / 5, (3 * 0.5 * 600 * 5) ** (1 / 3) / 2),  # 8x the hazard: half
+        (1 / 600, 8 / 5, (3 * 0.5 * 600 * 5) ** (1 / 3) / 2),  # or 8x the fresh rate
+        (1e-9, 1 / 5, 30.0),  # a start is unlikely: max_interval
+        (1.0, 1.0, 1.1447142425533319),  # both fast: (3 * 0.5) ** (1/3)
+        (100.0, 100.0, 1.0),  # faster than min_interval allows
+    ],
+)
+def test_a_pending_task_follows_the_cube_root_rule(
+    hazard: float, fresh: float, expected: float
+) -> None:
+    assert pending_interval(hazard, fresh, LOW, HIGH) == pytest.approx(expected)
+
+
+# (min, max, a fresh start's gap, mean pending), a start no likelier than a fresh change
+PRICED = [
+    (low, high, gap, mean)
+    for low, high in SETTINGS[:3]
+    for gap in (1.0, 3.0, 10.0, 100.0)
+    for mean in (1.0, 10.0, 1000.0)
+    if mean >= gap >= low
+]
+
+
+@pytest.mark.parametrize(("low", "high", "fresh_gap", "pending_mean"), PRICED)
+def test_pending_is_polled_less_than_a_fresh_start_at_equal_price(
+    low: float, high: float, fresh_gap: float, pending_mean: float
+) -> None:
+    pending = pending_interval(1.0 / pending_mean, 1.0 / fresh_gap, low, high)
+    fresh = running_interval(1.0 / fresh_gap, low, high)
+    assert pending >= fresh
+    if low < fresh < high:
+        assert pending > fresh
+
+
+@pytest.mark.parametrize(
+    ("seen", "running_for", "pace", "since", "expected"),
+    [
+        (0, 0.0, None, None, 0.2),  # just started: a fresh start's rate
+        (0, 15.0, None, None, 1 / 20),  # quiet 15 s: one pseudo-change in 5 + 15 s
+        (3, 15.0, None, 1.0, 4 / 20),
+        (3, 60.0, 8.0, 2.0, 1 / 8),  # its pace
+        (3, 60.0, 8.0, 8.0, 1 / 8),
+        (3, 60.0, 8.0, 40.0, 1 / 40),  # quiet 5x its pace: slower than it said
+    ],
+)
+def test_running_rate(
+    seen: int, running_for: float, pace: float | None, since: float | None, expected: float
+) -> None:
+    assert running_rate(seen, running_for, pace, since, fresh_rate=0.2) == pytest.approx(expected)
+
+
+def test_learnt_rate_goes_from_the_prior_to_what_was_seen() -> None:
+    assert learnt_rate(0, 0.0, prior=0.1) == pytest.approx(0.1)
+    assert learnt_rate(0, 90.0, prior=0.1) == pytest.approx(0.01)
+    assert learnt_rate(999, 10_000.0, prior=10.0) == pytest.approx(0.1, rel=1e-4)
+
+
+@pytest.mark.parametrize(("low", "high"), SETTINGS)
+def test_prior_rate_lies_within_the_callers_range(low: float, high: float) -> None:
+    assert 1.0 / high <= prior_rate(low, high) <= 1.0 / low
+    assert prior_rate(3.0, 3.0) == pytest.approx(1 / 3)
+
+
+def test_the_fleet_learns_starts_waiting_and_running() -> None:
+    fleet = Fleet()
+    fleet.observe(None, 0.0, running=False, changed=True)  # a first poll teaches nothing
+    assert fleet == Fleet()
+    fleet.observe(False, 10.0, running=False, changed=False)
+    fleet.observe(False, 5.0, running=True, changed=False)  # the start
+    fleet.observe(True, 3.0, running=True, changed=True)
+    fleet.observe(True, 2.0, running=True, changed=False)
+    assert fleet == Fleet(starts=1, pending_for=15.0, running_changes=1, running_for=5.0)
+
+
+def test_waiting_without_a_start_spreads_the_pending_polls() -> None:
+    short = poll_interval(LOW, HIGH, 0.0, running=False, fleet=Fleet(pending_for=10.0))
+    longer = poll_interval(LOW, HIGH, 0.0, running=False, fleet=Fleet(pending_for=1000.0))
+    sooner = poll_interval(
+        LOW, HIGH, 0.0, running=False, fleet=Fleet(starts=50, pending_for=1000.0)
+    )
+    assert short < longer
+    assert sooner < longer
 
 
 @pytest.mark.parametrize(("low", "high"), [(0, 1), (-1, 1), (2, 1)])
@@ -78,16 +225,6 @@ def test_decide(
 def test_custom_key() -> None:
     by_pages = decide(1, "running", snap(99), key=lambda t: t.status.total_pages)
     assert by_pages.emit is True  # total_pages is 0, last key was 1
-
-
-def test_pace_sets_the_interval_of_a_running_task() -> None:
-    assert poll_interval(0, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0)
-    assert poll_interval(3, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0)
-    assert poll_interval(4, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0 * GROWTH)
-    assert poll_interval(5, 1.0, 30.0, rand=0.0, pace=10.0) == pytest.approx(5.0 * GROWTH**2)
-    assert poll_interval(0, 1.0, 30.0, rand=0.0, pace=0.5) == 1.0  # never below min_interval
-    assert poll_interval(0, 1.0, 30.0, rand=0.0, pace=500.0) == 30.0  # nor above max_interval
-    assert poll_interval(10_000, 1.0, 30.0, rand=0.0, pace=10.0) == 30.0
 
 
 def test_update_pace_is_a_moving_average() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -127,18 +129,22 @@ async def test_already_done_task_yields_once(scripted: Any) -> None:
     assert script.polls == 1
 
 
-async def test_interval_grows_while_quiet_and_resets_on_change(
+async def test_a_quiet_running_task_is_polled_less_and_a_change_brings_polls_back(
     scripted: Any, time: FakeTime
 ) -> None:
     steps: list[Step] = [("running", 0)] * 8
     steps += [("running", 1)] * 4
     client, _ = await scripted([*steps, ("completed", 1)])
     await client.wait(TASK_HASH, min_interval=1.0, max_interval=10.0)
-    growth = taskwatch._policy.GROWTH
-    expected = [min(10.0, growth**n) for n in range(1, 8)]
-    assert time.sleeps[:8] == pytest.approx([1.0, *expected])
-    # the change at poll 9 resets the schedule to min_interval
-    assert time.sleeps[8:11] == pytest.approx([1.0, growth, growth**2])
+    assert all(1.0 <= s <= 10.0 for s in time.sleeps)
+    # the first poll's answer says running, nothing learnt yet: a fresh start's interval
+    fresh = taskwatch._policy.poll_interval(1.0, 10.0, 0.0, running=True)
+    assert time.sleeps[0] == pytest.approx(fresh)
+    # quiet polls: the rate learnt falls, the interval grows
+    quiet = time.sleeps[:8]
+    assert all(a < b for a, b in itertools.pairwise(quiet))
+    # the change at poll 9 raises the rate: the next poll comes sooner
+    assert time.sleeps[8] < time.sleeps[7]
 
 
 async def test_a_running_task_is_polled_at_its_pace(scripted: Any, time: FakeTime) -> None:
@@ -146,23 +152,26 @@ async def test_a_running_task_is_polled_at_its_pace(scripted: Any, time: FakeTim
     steps += [("running", 1)] * 4 + [("running", 2)] + [("running", 2)] * 5
     client, _ = await scripted([*steps, ("completed", 2)])
     await client.wait(TASK_HASH, min_interval=1.0, max_interval=30.0)
-    growth = taskwatch._policy.GROWTH
-    # no pace yet: plain backoff from the first change to the second
-    backoff = [1.0, 1.0, growth, growth**2, growth**3, growth**4]
-    assert time.sleeps[:6] == pytest.approx(backoff)
-    gap = sum(backoff[1:])  # seconds between the two changes seen
-    half = gap / 2  # PACE_FRACTION of the pace
-    # then every half a gap, until three quiet polls say the task has slowed down
-    assert time.sleeps[6:11] == pytest.approx([half, half, half, half, half * growth])
+    pace = sum(time.sleeps[1:6])  # seconds between the two changes seen (polls 1 and 6)
+    assert pace > 1.0
+    # the square-root rule at the price min_interval / 2: every sqrt(min_interval * pace)
+    # seconds while the task has been quiet for less than its pace
+    assert time.sleeps[6] == pytest.approx(math.sqrt(1.0 * pace))
+    assert time.sleeps[7] == pytest.approx(math.sqrt(1.0 * pace))
+    # then the quiet spell says it is slower than its pace: the interval grows
+    assert time.sleeps[10] > time.sleeps[6]
+    assert all(a <= b for a, b in itertools.pairwise(time.sleeps[6:12]))
 
 
-async def test_state_change_resets_the_interval(scripted: Any, time: FakeTime) -> None:
+async def test_a_start_brings_the_polls_closer(scripted: Any, time: FakeTime) -> None:
     client, _ = await scripted(
         [("pending", 0), ("pending", 0), ("pending", 0), ("running", 0), ("completed", 0)]
     )
     await client.wait(TASK_HASH, min_interval=1.0, max_interval=10.0)
-    growth = taskwatch._policy.GROWTH
-    assert time.sleeps == pytest.approx([1.0, growth, growth**2, 1.0])
+    assert len(time.sleeps) == 4
+    assert all(1.0 <= s <= 10.0 for s in time.sleeps)
+    # pending: the start hazard's interval, longer than a fresh start's
+    assert min(time.sleeps[:3]) > time.sleeps[3]
 
 
 async def test_custom_key(scripted: Any) -> None:
