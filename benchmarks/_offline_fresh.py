@@ -196,7 +196,7 @@ def _deliver(
     if decision.emit:
         stream.last_key = _policy.total_results(task)
     emitted = decision.emit
-    fleet.schedule.observe(was_running, since_poll, state != "pending", emitted)
+    fleet.schedule.observe(was_running, since_poll, state != "pending", emitted, step.is_done)
     changed = emitted or state != stream.last_state
     if state != stream.last_state or state != "running":
         stream.pace = stream.last_change_at = None
@@ -329,11 +329,13 @@ def _levels(low: float, high: float) -> list[float]:
 
 def oracle(
     tasks: list[Script], curve: list[tuple[float, float]], low: float, high: float
-) -> float | None:
-    """The phase oracle's best ratio over the square-root level (see the module docstring)."""
+) -> list[tuple[float, float]]:
+    """The phase oracle's (mean delay, requests per task) over the square-root level, swept
+    so that the fastest task's running interval covers ``[low, high]`` (see the module
+    docstring)."""
     rates = [_true_rate(s) for s in tasks]
-    best: float | None = None
     fastest = max(rates)
+    points = []
     for level in _levels(low, high):
         # the level c that polls the fastest task every ``level`` s: level = sqrt(2 c / r_max)
         c = level * level * fastest / 2.0
@@ -341,10 +343,22 @@ def oracle(
             _two_phase_polls(s, high, min(high, max(low, math.sqrt(2 * c / r))), know=True)
             for s, r in zip(tasks, rates, strict=True)
         ]
-        ratio = _ratio(curve, *_delays_and_requests(tasks, polls))
-        if ratio is not None and (best is None or ratio < best):
-            best = ratio
-    return best
+        points.append(_delays_and_requests(tasks, polls))
+    return sorted(points)
+
+
+def best_ratio(points: list[tuple[float, float]], curve: list[tuple[float, float]]) -> float | None:
+    """The lowest ratio to fixed polling over ``points`` (mean delay, requests per task)."""
+    ratios = [r for r in (_ratio(curve, d, q) for d, q in points) if r is not None]
+    return min(ratios, default=None)
+
+
+def ratio_at(
+    points: list[tuple[float, float]], curve: list[tuple[float, float]], delay: float
+) -> float | None:
+    """The ratio to fixed polling of the frontier ``points`` at ``delay`` (None off either)."""
+    requests = interpolate(points, delay)
+    return _ratio(curve, delay, requests) if requests is not None else None
 
 
 def two_interval(
@@ -382,14 +396,18 @@ def measure(
                 "ratio": _ratio(curve, delay, requests / tasks),
             }
         if bounds:
-            cell["oracle"] = oracle(family, curve, low, high)
+            points = oracle(family, curve, low, high)
+            cell["oracle"] = best_ratio(points, curve)
+            cell["oracle_at_delay"] = ratio_at(points, curve, cell["taskwatch"]["mean_delay"])
             cell["two_interval"] = two_interval(family, curve, low, high)
         out["settings"][f"{low:g}-{high:g}s"] = cell
     return out
 
 
-def _fmt(ratio: float | None) -> str:
-    return f"{ratio:.2f}x" if ratio is not None else "off"
+def _fmt(ratio: float | str | None) -> str:
+    if ratio == "-":
+        return "-"
+    return f"{ratio:.2f}x" if isinstance(ratio, float) else "off"
 
 
 def report(results: list[dict[str, Any]]) -> None:
@@ -405,9 +423,12 @@ def report(results: list[dict[str, Any]]) -> None:
                     _fmt(cell["previous"]["ratio"]),
                     _fmt(cell["taskwatch"]["ratio"]),
                     f"{cell['taskwatch']['mean_delay']:.2f}",
-                    _fmt(cell.get("oracle")),
-                    _fmt(cell.get("two_interval")),
-                    "yes" if (cell.get("oracle") or math.inf) <= 0.5 else "NO",
+                    _fmt(cell.get("oracle", "-")),
+                    _fmt(cell.get("oracle_at_delay", "-")),
+                    _fmt(cell.get("two_interval", "-")),
+                    "-"
+                    if "oracle" not in cell
+                    else ("yes" if (cell["oracle"] or math.inf) <= 0.5 else "NO"),
                 )
             )
         say(f"\nOffline, setting {setting}: requests / fixed polling's at equal mean delay")
@@ -420,6 +441,7 @@ def report(results: list[dict[str, Any]]) -> None:
                     "taskwatch",
                     "delay s",
                     "oracle bound",
+                    "oracle at delay",
                     "two-interval",
                     "0.5x feasible",
                 ],

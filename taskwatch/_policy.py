@@ -165,13 +165,14 @@ def poll_interval(
     if fleet is None:
         fleet = _NOTHING_SEEN
     prior = prior_rate(min_interval, max_interval)
-    fresh_rate = learnt_rate(fleet.running_changes, fleet.running_for, prior)
+    change_rate = learnt_rate(fleet.running_changes, fleet.running_for, prior)
+    end_hazard = learnt_rate(fleet.ends, fleet.running_for, prior)
     if running:
-        rate = running_rate(changes_seen, running_for, pace, since_change, fresh_rate)
-        base = running_interval(rate, min_interval, max_interval)
+        rate = running_rate(changes_seen, running_for, pace, since_change, change_rate)
+        base = running_interval(rate + end_hazard, min_interval, max_interval)
     else:
         hazard = learnt_rate(fleet.starts, fleet.pending_for, prior)
-        base = pending_interval(hazard, fresh_rate, min_interval, max_interval)
+        base = pending_interval(hazard, change_rate + end_hazard, min_interval, max_interval)
     return max(min_interval, base * (1.0 - JITTER * rand))
 
 
@@ -184,19 +185,24 @@ class Fleet:
     starts: int = 0
     pending_for: float = 0.0
     running_changes: int = 0
+    ends: int = 0
     running_for: float = 0.0
 
     def observe(
-        self, was_running: bool | None, since_poll: float, running: bool, changed: bool
+        self, was_running: bool | None, since_poll: float, running: bool, changed: bool, done: bool
     ) -> None:
         """One poll of a watch: ``was_running`` what its previous poll showed (None: this is
         its first), ``since_poll`` seconds since it, ``running`` what this one shows (started:
-        running or done), ``changed`` whether the watch's key changed."""
+        running or done), ``changed`` whether the watch's key changed, ``done`` whether the
+        task is done."""
         if was_running is None:
             return
         if was_running:
             self.running_for += since_poll
-            self.running_changes += changed
+            if done:
+                self.ends += 1
+            elif changed:
+                self.running_changes += 1
         else:
             self.pending_for += since_poll
             self.starts += running

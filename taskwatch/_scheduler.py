@@ -706,7 +706,9 @@ class Scheduler:
         stream.keep(task)
         emitted = self._hand_out(stream, task, state)
         self._learn(stream, previous, task, emitted, now)
-        self._fleet.observe(was_running, since_poll, state != TaskState.PENDING, emitted)
+        self._fleet.observe(
+            was_running, since_poll, state != TaskState.PENDING, emitted, task.status.is_done
+        )
         changed = emitted or state != stream.last_state
         if state != stream.last_state or state != TaskState.RUNNING:
             stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from taskwatch import Task, TaskStatus
@@ -99,7 +101,8 @@ def test_equal_min_and_max_is_a_fixed_interval() -> None:
 )
 def test_a_running_task_follows_the_square_root_rule(gap: float, expected: float) -> None:
     assert running_interval(1.0 / gap, LOW, HIGH) == pytest.approx(expected)
-    paced = poll_interval(LOW, HIGH, 0.0, running=True, pace=gap, since_change=0.0)
+    settled = Fleet(running_for=1e12)  # long watched: no end, no fresh change expected
+    paced = poll_interval(LOW, HIGH, 0.0, running=True, pace=gap, since_change=0.0, fleet=settled)
     assert paced == pytest.approx(expected)
 
 
@@ -172,13 +175,22 @@ def test_prior_rate_lies_within_the_callers_range(low: float, high: float) -> No
 
 def test_the_fleet_learns_starts_waiting_and_running() -> None:
     fleet = Fleet()
-    fleet.observe(None, 0.0, running=False, changed=True)  # a first poll teaches nothing
+    fleet.observe(None, 0.0, running=False, changed=True, done=False)  # a first poll: nothing
     assert fleet == Fleet()
-    fleet.observe(False, 10.0, running=False, changed=False)
-    fleet.observe(False, 5.0, running=True, changed=False)  # the start
-    fleet.observe(True, 3.0, running=True, changed=True)
-    fleet.observe(True, 2.0, running=True, changed=False)
-    assert fleet == Fleet(starts=1, pending_for=15.0, running_changes=1, running_for=5.0)
+    fleet.observe(False, 10.0, running=False, changed=False, done=False)
+    fleet.observe(False, 5.0, running=True, changed=False, done=False)  # the start
+    fleet.observe(True, 3.0, running=True, changed=True, done=False)
+    fleet.observe(True, 2.0, running=True, changed=False, done=False)
+    fleet.observe(True, 4.0, running=True, changed=True, done=True)  # the end
+    assert fleet == Fleet(starts=1, pending_for=15.0, running_changes=1, ends=1, running_for=9.0)
+
+
+def test_a_fleet_whose_tasks_end_soon_polls_its_running_tasks_more() -> None:
+    paced = {"running": True, "pace": 16.0, "since_change": 0.0}
+    lasting = poll_interval(LOW, HIGH, 0.0, fleet=Fleet(running_for=1e6), **paced)
+    ending = poll_interval(LOW, HIGH, 0.0, fleet=Fleet(ends=100, running_for=1600.0), **paced)
+    assert lasting == pytest.approx(4.0, rel=1e-3)  # sqrt(1 * 16): the end is unlikely
+    assert ending == pytest.approx(math.sqrt(1 / (1 / 16 + 1 / 16)), rel=0.02)
 
 
 def test_waiting_without_a_start_spreads_the_pending_polls() -> None:

@@ -23,6 +23,7 @@ from taskwatch import (
     Task,
     TaskFailedError,
     WatchTimeout,
+    _policy,
 )
 
 from .conftest import SECRET, TASK_HASH, FakeTime, ServeFactory, base_url, fixture_json
@@ -138,7 +139,7 @@ async def test_a_quiet_running_task_is_polled_less_and_a_change_brings_polls_bac
     await client.wait(TASK_HASH, min_interval=1.0, max_interval=10.0)
     assert all(1.0 <= s <= 10.0 for s in time.sleeps)
     # the first poll's answer says running, nothing learnt yet: a fresh start's interval
-    fresh = taskwatch._policy.poll_interval(1.0, 10.0, 0.0, running=True)
+    fresh = _policy.poll_interval(1.0, 10.0, 0.0, running=True)
     assert time.sleeps[0] == pytest.approx(fresh)
     # quiet polls: the rate learnt falls, the interval grows
     quiet = time.sleeps[:8]
@@ -154,10 +155,13 @@ async def test_a_running_task_is_polled_at_its_pace(scripted: Any, time: FakeTim
     await client.wait(TASK_HASH, min_interval=1.0, max_interval=30.0)
     pace = sum(time.sleeps[1:6])  # seconds between the two changes seen (polls 1 and 6)
     assert pace > 1.0
-    # the square-root rule at the price min_interval / 2: every sqrt(min_interval * pace)
-    # seconds while the task has been quiet for less than its pace
-    assert time.sleeps[6] == pytest.approx(math.sqrt(1.0 * pace))
-    assert time.sleeps[7] == pytest.approx(math.sqrt(1.0 * pace))
+    # the square-root rule at the price min_interval / 2, sqrt(min_interval / rate), while
+    # the task has been quiet for less than its pace: the rate is its pace's, plus the
+    # hazard of its end learnt so far (no end seen in the seconds watched running)
+    prior = _policy.prior_rate(1.0, 30.0)
+    for poll in (6, 7):
+        end = _policy.learnt_rate(0, sum(time.sleeps[:poll]), prior)
+        assert time.sleeps[poll] == pytest.approx(math.sqrt(1.0 / (1.0 / pace + end)))
     # then the quiet spell says it is slower than its pace: the interval grows
     assert time.sleeps[10] > time.sleeps[6]
     assert all(a <= b for a, b in itertools.pairwise(time.sleeps[6:12]))
