@@ -186,9 +186,11 @@ def test_the_fleet_learns_starts_waiting_and_running() -> None:
 
 
 def test_a_fleet_whose_tasks_end_soon_polls_its_running_tasks_more() -> None:
-    paced = {"running": True, "pace": 16.0, "since_change": 0.0}
-    lasting = poll_interval(LOW, HIGH, 0.0, fleet=Fleet(running_for=1e6), **paced)
-    ending = poll_interval(LOW, HIGH, 0.0, fleet=Fleet(ends=100, running_for=1600.0), **paced)
+    def paced(fleet: Fleet) -> float:
+        return poll_interval(LOW, HIGH, 0.0, running=True, pace=16.0, since_change=0.0, fleet=fleet)
+
+    lasting = paced(Fleet(running_for=1e6))
+    ending = paced(Fleet(ends=100, running_for=1600.0))
     assert lasting == pytest.approx(4.0, rel=1e-3)  # sqrt(1 * 16): the end is unlikely
     assert ending == pytest.approx(math.sqrt(1 / (1 / 16 + 1 / 16)), rel=0.02)
 
