@@ -223,10 +223,13 @@ def run_policy(
     high: float,
     seed: int = 0,
     latency: float = 0.0,
+    rand: Callable[[], float] | None = None,
 ) -> tuple[int, dict[int, Seen]]:
     """One client watching every task from time 0 (``watch_many``): requests, and the
-    snapshots yielded per task as (time, total_results, is_done)."""
-    rng = random.Random(seed)
+    snapshots yielded per task as (time, total_results, is_done). The jitter's random
+    numbers come from ``rand``, else from a generator seeded with ``seed``."""
+    if rand is None:
+        rand = random.Random(seed).random
     fleet = _Fleet()
     streams = [_Stream() for _ in tasks]
     ats = [[s.at for s in script] for script in tasks]
@@ -243,7 +246,7 @@ def run_policy(
             seen[i].append((now, step.total_results, step.is_done))
         if done:
             continue
-        delay = interval(streams[i], fleet, now, low, high, rng.random())
+        delay = interval(streams[i], fleet, now, low, high, rand())
         assert low - 1e-9 <= delay <= high + 1e-9, (delay, low, high)
         heapq.heappush(heap, (now + delay, i))
     return requests, seen
