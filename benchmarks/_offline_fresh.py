@@ -9,10 +9,10 @@ or a clock, so that every member and setting takes a fraction of a
 second and a change of policy can be judged on the whole family at once (``_family.FAMILY``):
 
 - **taskwatch**: each poll goes through what ``Scheduler._deliver`` does with a snapshot
-  (``_policy.decide`` for the caller, ``_policy.update_pace``, ``_policy.Fleet.observe``
-  for what all the watches teach, and the phase bookkeeping of ``Scheduler._learn``, which is
-  mirrored here) and the next poll is ``_policy.poll_interval``'s figure: the real pure
-  functions, not a copy.
+  (``_policy.decide`` for the caller, ``_policy.update_pace``, and what ``Scheduler._learn``
+  learns about the stream and the fleet, which is mirrored here and checked against the real
+  scheduler by ``tests/test_offline_model.py``) and the next poll is
+  ``_policy.poll_interval``'s figure: the real pure policy, not a copy.
 - **previous**: the schedule taskwatch had before the sqrt-rule policy (exponential backoff
   by 1.6 from ``min_interval``, half the pace while running, backoff again after three quiet
   polls), kept here as the "before" of the before/after figures.
@@ -64,7 +64,6 @@ Seen = list[tuple[float, int, bool]]
 Script = list[ScriptStep]
 
 _PENDING, _RUNNING = _priority.Phase.PENDING, _priority.Phase.RUNNING
-_FLEET_WEIGHT = 0.05  # as the scheduler's fleet mean of running rates
 
 
 def scripts(member: Member, tasks: int, seed: int) -> list[Script]:
@@ -89,7 +88,10 @@ def _snapshot(step: ScriptStep) -> Task:
     return Task(
         hash_value="h",
         status=TaskStatus(
-            status=step.status, is_done=step.is_done, total_results=step.total_results
+            status=step.status,
+            is_done=step.is_done,
+            total_results=step.total_results,
+            total_pages=step.total_pages,
         ),
     )
 
@@ -99,6 +101,7 @@ class _Stream:
 
     __slots__ = (
         "changes_seen",
+        "last",
         "last_change_at",
         "last_key",
         "last_poll",
@@ -113,40 +116,65 @@ class _Stream:
     def __init__(self) -> None:
         self.last_key: object = _policy.unset()
         self.sub_state: object = None
+        self.last: Task | None = None
         self.last_state: object = None
         self.quiet = 0
         self.pace: float | None = None
         self.last_change_at: float | None = None
         self.phase = _PENDING
-        self.phase_since = 0.0
+        self.phase_since = 0.0  # every watch is subscribed at time 0
         self.changes_seen = 0
         self.last_poll: float | None = None
 
 
 class _Fleet:
-    """What ``Scheduler`` learns across its streams (``_learn``)."""
+    """What ``Scheduler`` learns across its streams, as its ``_learn`` does."""
 
     def __init__(self) -> None:
         self.starts = 0
         self.pending_for = 0.0
-        self.running_rate: float | None = None
-        self.schedule = _policy.Fleet()
+        self.changes = 0
+        self.ends = 0
+        self.running_for = 0.0
 
-    def learn(self, stream: _Stream, state: str, now: float, low: float, high: float) -> None:
-        phase = _PENDING if state == "pending" else _RUNNING
-        if stream.last_poll is not None and stream.phase is _PENDING:
-            self.pending_for += now - stream.last_poll
-            if phase is not _PENDING:
-                self.starts += 1
-        if phase is not stream.phase:
-            stream.phase, stream.phase_since, stream.changes_seen = phase, now, 0
+    def learn(
+        self,
+        stream: _Stream,
+        previous: Task | None,
+        task: Task,
+        emitted: bool,
+        now: float,
+        interval: tuple[float, float],
+    ) -> None:
+        """``Scheduler._learn``, mirrored (``tests/test_offline_model.py`` checks it);
+        ``interval`` is the watch's (min_interval, max_interval)."""
+        low, high = interval
+        phase = _PENDING if task.status.status == "pending" else _RUNNING
+        last = stream.phase_since if stream.last_poll is None else stream.last_poll
+        seen_before = stream.last_poll is not None
         stream.last_poll = now
-        if phase is _RUNNING:
-            rate = _priority.change_rate(
-                stream.changes_seen, now - stream.phase_since, stream.pace, low, high
+        if seen_before and stream.phase is _PENDING:
+            self.pending_for += now - last
+            self.starts += phase is not _PENDING
+        elif seen_before and previous is not None:
+            pages = task.status.total_pages - previous.status.total_pages
+            changes = max(pages, 1) if emitted else 0
+            stream.changes_seen += changes
+            self.changes += changes
+            self.running_for += now - last
+            self.ends += task.status.is_done
+        if phase is not stream.phase:
+            stream.phase = phase
+            fleet = _priority.fleet_rate(self.changes, self.running_for, low, high)
+            ran_for, stream.changes_seen = _priority.started(
+                task.status.total_pages, now - last, fleet, seen_before
             )
-            mean = self.running_rate
-            self.running_rate = rate if mean is None else mean + _FLEET_WEIGHT * (rate - mean)
+            stream.phase_since = now - ran_for
+
+    def taught(self) -> _policy.Fleet:
+        return _policy.Fleet(
+            self.starts, self.pending_for, self.changes, self.ends, self.running_for
+        )
 
 
 Interval = Callable[[_Stream, _Fleet, float, float, float, float], float]
@@ -181,7 +209,7 @@ def _taskwatch(
         running_for=now - stream.phase_since,
         pace=stream.pace,
         since_change=since,
-        fleet=fleet.schedule,
+        fleet=fleet.taught(),
     )
 
 
@@ -189,20 +217,18 @@ POLICIES: dict[str, Interval] = {"previous": _previous, "taskwatch": _taskwatch}
 
 
 def _deliver(
-    stream: _Stream, fleet: _Fleet, step: ScriptStep, now: float, low: float, high: float
+    stream: _Stream, fleet: _Fleet, step: ScriptStep, now: float, interval: tuple[float, float]
 ) -> tuple[bool, bool]:
     """``Scheduler._deliver`` on one snapshot: (emitted, done)."""
     task = _snapshot(step)
     state = step.status
-    was_running = None if stream.last_poll is None else stream.phase is _RUNNING
-    since_poll = 0.0 if stream.last_poll is None else now - stream.last_poll
-    fleet.learn(stream, state, now, low, high)
+    previous, stream.last = stream.last, task
     decision = _policy.decide(stream.last_key, stream.sub_state, task, _policy.total_results)
     stream.sub_state = state
     if decision.emit:
         stream.last_key = _policy.total_results(task)
     emitted = decision.emit
-    fleet.schedule.observe(was_running, since_poll, state != "pending", emitted, step.is_done)
+    fleet.learn(stream, previous, task, emitted, now, interval)
     changed = emitted or state != stream.last_state
     if state != stream.last_state or state != "running":
         stream.pace = stream.last_change_at = None
@@ -210,7 +236,6 @@ def _deliver(
         if stream.last_change_at is not None:
             stream.pace = _policy.update_pace(stream.pace, now - stream.last_change_at)
         stream.last_change_at = now
-        stream.changes_seen += 1
     stream.last_state = state
     stream.quiet = 0 if changed else stream.quiet + 1
     return emitted, decision.done
@@ -241,7 +266,7 @@ def run_policy(
         now = sent + latency
         requests += 1
         step = _at(tasks[i], ats[i], sent)
-        emitted, done = _deliver(streams[i], fleet, step, now, low, high)
+        emitted, done = _deliver(streams[i], fleet, step, now, (low, high))
         if emitted:
             seen[i].append((now, step.total_results, step.is_done))
         if done:

@@ -187,36 +187,17 @@ def poll_interval(
     return max(min_interval, base * (1.0 - JITTER * rand))
 
 
-@attrs.define(slots=True)
+@attrs.frozen(slots=True)
 class Fleet:
-    """What the polls of all of one client's watches taught: starts seen in ``pending_for``
-    seconds of watching tasks wait, and changes seen in ``running_for`` seconds of watching
-    tasks run. ``observe`` keeps it; ``poll_interval`` reads it."""
+    """What the polls of all of one client's watches taught (the scheduler keeps the counts):
+    ``starts`` seen in ``pending_for`` seconds of watching tasks wait, and ``running_changes``
+    changes and ``ends`` seen in ``running_for`` seconds of watching tasks run."""
 
     starts: int = 0
     pending_for: float = 0.0
     running_changes: int = 0
     ends: int = 0
     running_for: float = 0.0
-
-    def observe(
-        self, was_running: bool | None, since_poll: float, running: bool, changed: bool, done: bool
-    ) -> None:
-        """One poll of a watch: ``was_running`` what its previous poll showed (None: this is
-        its first), ``since_poll`` seconds since it, ``running`` what this one shows (started:
-        running or done), ``changed`` whether the watch's key changed, ``done`` whether the
-        task is done."""
-        if was_running is None:
-            return
-        if was_running:
-            self.running_for += since_poll
-            if done:
-                self.ends += 1
-            elif changed:
-                self.running_changes += 1
-        else:
-            self.pending_for += since_poll
-            self.starts += running
 
 
 _NOTHING_SEEN = Fleet()

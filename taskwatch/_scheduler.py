@@ -298,7 +298,6 @@ class Scheduler:
         self._changes = 0
         self._ends = 0
         self._running_for = 0.0
-        self._fleet = _policy.Fleet()  # the same, as the poll schedule learns it
 
     # -- callers ---------------------------------------------------------------------------
 
@@ -700,15 +699,10 @@ class Scheduler:
     def _deliver(self, stream: _Stream, task: Task) -> None:
         now = self._path.clock()
         state = task.status.status
-        was_running = None if stream.last_poll is None else stream.phase is _RUNNING
-        since_poll = 0.0 if stream.last_poll is None else now - stream.last_poll
         previous = stream.last
         stream.keep(task)
         emitted = self._hand_out(stream, task, state)
         self._learn(stream, previous, task, emitted, now)
-        self._fleet.observe(
-            was_running, since_poll, state != TaskState.PENDING, emitted, task.status.is_done
-        )
         changed = emitted or state != stream.last_state
         if state != stream.last_state or state != TaskState.RUNNING:
             stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds
@@ -734,7 +728,9 @@ class Scheduler:
             running_for=now - stream.phase_since,
             pace=stream.pace,
             since_change=since,
-            fleet=self._fleet,
+            fleet=_policy.Fleet(
+                self._starts, self._pending_for, self._changes, self._ends, self._running_for
+            ),
         )
         due = now + delay
         for sub in stream.subs:  # never sleep past a deadline

@@ -173,18 +173,6 @@ def test_prior_rate_lies_within_the_callers_range(low: float, high: float) -> No
     assert prior_rate(3.0, 3.0) == pytest.approx(1 / 3)
 
 
-def test_the_fleet_learns_starts_waiting_and_running() -> None:
-    fleet = Fleet()
-    fleet.observe(None, 0.0, running=False, changed=True, done=False)  # a first poll: nothing
-    assert fleet == Fleet()
-    fleet.observe(False, 10.0, running=False, changed=False, done=False)
-    fleet.observe(False, 5.0, running=True, changed=False, done=False)  # the start
-    fleet.observe(True, 3.0, running=True, changed=True, done=False)
-    fleet.observe(True, 2.0, running=True, changed=False, done=False)
-    fleet.observe(True, 4.0, running=True, changed=True, done=True)  # the end
-    assert fleet == Fleet(starts=1, pending_for=15.0, running_changes=1, ends=1, running_for=9.0)
-
-
 def test_a_fleet_whose_tasks_end_soon_polls_its_running_tasks_more() -> None:
     def paced(fleet: Fleet) -> float:
         return poll_interval(LOW, HIGH, 0.0, running=True, pace=16.0, since_change=0.0, fleet=fleet)
