@@ -31,17 +31,20 @@ fitted to a workload: the rates are learnt from the polls.
   exponentially weighted mean gap between the changes seen), slowed to ``1 / s`` while the
   task has been quiet ``s`` seconds, longer than its pace (it is slower than its pace said).
   Before that, the rate of a fresh start ``r0`` as one pseudo-change, updated by what this
-  task showed: ``(changes seen + 1) / (seconds seen running + 1 / r0)``, a Gamma prior's mean.
-  Just after a start is seen that is ``r0`` itself: the first changes are expected at the
+  task showed: ``(changes seen + 1) / (seconds seen running + 1 / r0)``, a Gamma prior's mean
+  (the scheduler counts a task's changes by the pages it processed between polls, and dates
+  its start halfway between the last poll that saw it pending and the first that did not).
+  Just after a start is seen that is about ``r0``: the first changes are expected at the
   fleet's pace, not after a backoff. A running task may also end at any moment, and its end
   is a change too: the hazard of an end is added to ``r`` (and to ``r0`` for a pending one).
 - ``h``, ``r0`` and the end hazard are learnt across all the watches of one client
-  (``Fleet``): starts seen per second of watching tasks wait, and changes and ends seen per
-  second of watching tasks run, each as a Gamma posterior's mean whose prior is one event at
-  ``prior_rate``: the mean rate when every time scale between ``min_interval`` and
-  ``max_interval`` is as likely as another. While little is known, that prior makes the first
-  pending polls of a fleet come sooner; as its tasks are seen waiting, the hazard learnt falls
-  and the pending polls spread out, as a backoff would, but for a reason.
+  (``Fleet``, the counts the scheduler keeps for its priority too): starts seen per second of
+  watching tasks wait, and changes and ends seen per second of watching tasks run, each as
+  a Gamma posterior's mean whose prior is one event at ``prior_rate``: the mean rate when
+  every time scale between ``min_interval`` and ``max_interval`` is as likely as another.
+  While little is known, that prior makes the first pending polls of a fleet come sooner; as
+  its tasks are seen waiting, the hazard learnt falls and the pending polls spread out, as a
+  backoff would, but for a reason.
 
 These are the estimates of Cho and Garcia-Molina's refresh policies, which learn each
 source's change rate from what polls saw and spend more polls where changes are more
