@@ -153,7 +153,7 @@ class RateLimitInfo:
         reset = _finite_non_negative(get(_RESET_HEADER))
         if limit is None and remaining is None and reset is None:
             return None
-        return cls(limit=limit, remaining=remaining, reset=reset)
+        return cls(limit, remaining, reset)  # positional: cheaper, on every answer
 
 
 def _non_negative_int(value: str | None) -> int | None:

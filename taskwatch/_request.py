@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import tenacity
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from . import _protocol
 from ._cancel import raise_if_cancelling
@@ -65,6 +65,9 @@ _URL_CACHE_SIZE = 1024
 MAX_IN_FLIGHT = 100
 
 CLOSED = "this taskwatch Client is closed; create a new one"
+
+# Looked up in every answer's headers: folded once, not on each lookup.
+_CONTENT_ENCODING = istr("Content-Encoding")
 
 _TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
 
@@ -623,7 +626,7 @@ def _body_of(response: aiohttp.ClientResponse, task_hash: str) -> Awaitable[byte
     if (
         declared is not None
         and declared <= _protocol.MAX_BODY_BYTES
-        and "Content-Encoding" not in response.headers
+        and _CONTENT_ENCODING not in response.headers
     ):
         return response.read()
     return _read_body(response, task_hash)
@@ -637,7 +640,7 @@ async def _read_body(response: aiohttp.ClientResponse, task_hash: str) -> bytes:
     if declared is not None:
         if declared > limit:
             raise _protocol.too_large(task_hash, declared)
-        if "Content-Encoding" not in response.headers:
+        if _CONTENT_ENCODING not in response.headers:
             # Declared, uncompressed and under the cap: what arrives is what was declared
             # (aiohttp raises ClientPayloadError on a mismatch), so read it in one go.
             return await response.read()

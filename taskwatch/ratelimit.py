@@ -199,7 +199,8 @@ class RateLimiter:
         """Learn from one response's ``X-RateLimit-*`` headers (see the module docstring)."""
         if info is None:
             return
-        if _new_server_limit(info, self._server_limit):
+        # (the common answer repeats the known limit: one comparison)
+        if info.limit != self._server_limit and _new_server_limit(info, self._server_limit):
             self._server_limit = info.limit
             self._set_pace(_pace_for(self._configured, info.limit))
         if info.remaining == 0:  # the window is spent: hold everyone until its reset
