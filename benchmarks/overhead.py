@@ -3,9 +3,13 @@ and the official lobstrio-sdk async client, sequentially and with 50 concurrent 
 what a budget shared on Redis adds (when a Redis server answers at $REDIS_URL).
 
     python -m benchmarks.overhead [--quick]
+    python -m benchmarks.overhead --bytecodes   # Python bytecodes per call instead of CPU
 
 The server runs in its own process; CPU is this process's ``time.process_time``. Rounds are
 interleaved (each round runs every client once, in a rotating order) and medians reported.
+``--bytecodes`` counts the Python bytecodes each call executes (``sys.settrace``): a figure
+the machine's load does not move, to see where the CPU goes (C code, orjson and the kernel
+are not counted).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import argparse
 import asyncio
 import gc
 import os
+import sys
 import time
+import types
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -164,6 +170,51 @@ async def run(quick: bool) -> dict[str, Any]:
     return results
 
 
+async def count_bytecodes(calls: int = 1000) -> dict[str, dict[str, float]]:
+    """Python bytecodes executed per call by raw aiohttp and taskwatch, for each mode."""
+    counted: dict[str, dict[str, float]] = {}
+    count = 0
+
+    def trace_frame(frame: types.FrameType, event: str, arg: object) -> Any:
+        nonlocal count
+        if event == "call":
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+        elif event == "opcode":
+            count += 1
+        return trace_frame
+
+    with ServerProcess() as server:
+        async with AsyncExitStack() as stack:
+            for name in ("raw aiohttp", "taskwatch"):
+                call = await CLIENTS[name](stack, server.base_url)
+                assert call is not None
+                for n in range(50):
+                    await call(_hash(n))
+                for mode, concurrency in (("sequential", 1), ("50 concurrent", 50)):
+                    per_caller = calls // concurrency
+
+                    async def caller(
+                        task_hash: str, call: Call = call, n: int = per_caller
+                    ) -> None:
+                        for _ in range(n):
+                            await call(task_hash)
+
+                    count = 0
+                    sys.settrace(trace_frame)
+                    try:
+                        await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
+                    finally:
+                        sys.settrace(None)
+                    counted.setdefault(mode, {})[name] = count / (per_caller * concurrency)
+    for mode, figures in counted.items():
+        say(f"\nPython bytecodes per call, {mode}")
+        say(table([(name, f"{n:,.0f}") for name, n in figures.items()], ["client", "bytecodes"]))
+        ratio = figures["taskwatch"] / figures["raw aiohttp"]
+        say(f"taskwatch / raw aiohttp: {ratio:.2f}x")
+    return counted
+
+
 def report(results: dict[str, Any], quick: bool) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for mode, figures in results.items():
@@ -209,7 +260,13 @@ def report(results: dict[str, Any], quick: bool) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run that checks it works")
+    parser.add_argument(
+        "--bytecodes", action="store_true", help="count Python bytecodes per call instead"
+    )
     args = parser.parse_args(argv)
+    if args.bytecodes:
+        asyncio.run(count_bytecodes(200 if args.quick else 1000))
+        return
     report(asyncio.run(run(args.quick)), args.quick)
 
 
