@@ -127,17 +127,12 @@ class _Stream:
         self.last_poll: float | None = None
 
 
-class _Fleet:
-    """What ``Scheduler`` learns across its streams, as its ``_learn`` does."""
+class _Fleet(_priority.FleetLearning):
+    """What ``Scheduler`` learns across its streams, through the same ``FleetLearning``."""
 
-    def __init__(self) -> None:
-        self.starts = 0
-        self.pending_for = 0.0
-        self.changes = 0
-        self.ends = 0
-        self.running_for = 0.0
+    __slots__ = ()
 
-    def learn(
+    def learn_from(
         self,
         stream: _Stream,
         previous: Task | None,
@@ -146,30 +141,19 @@ class _Fleet:
         now: float,
         interval: tuple[float, float],
     ) -> None:
-        """``Scheduler._learn``, mirrored (``tests/test_offline_model.py`` checks it);
+        """``Scheduler._learn`` (``tests/test_offline_model.py`` checks that they agree);
         ``interval`` is the watch's (min_interval, max_interval)."""
-        low, high = interval
-        phase = _PENDING if task.status.status == "pending" else _RUNNING
-        last = stream.phase_since if stream.last_poll is None else stream.last_poll
-        seen_before = stream.last_poll is not None
-        stream.last_poll = now
-        if seen_before and stream.phase is _PENDING:
-            self.pending_for += now - last
-            self.starts += phase is not _PENDING
-        elif seen_before and previous is not None:
-            pages = task.status.total_pages - previous.status.total_pages
-            changes = max(pages, 1) if emitted else 0
-            stream.changes_seen += changes
-            self.changes += changes
-            self.running_for += now - last
-            self.ends += task.status.is_done
-        if phase is not stream.phase:
-            stream.phase = phase
-            fleet = _priority.fleet_rate(self.changes, self.running_for, low, high)
-            ran_for, stream.changes_seen = _priority.started(
-                task.status.total_pages, now - last, fleet, seen_before
-            )
-            stream.phase_since = now - ran_for
+        status = task.status
+        self.learn(
+            stream,
+            _PENDING if status.status == "pending" else _RUNNING,
+            status.total_pages,
+            None if previous is None else previous.status.total_pages,
+            status.is_done,
+            emitted,
+            now,
+            *interval,
+        )
 
     def taught(self) -> _policy.Fleet:
         return _policy.Fleet(
@@ -228,7 +212,7 @@ def _deliver(
     if decision.emit:
         stream.last_key = _policy.total_results(task)
     emitted = decision.emit
-    fleet.learn(stream, previous, task, emitted, now, interval)
+    fleet.learn_from(stream, previous, task, emitted, now, interval)
     changed = emitted or state != stream.last_state
     if state != stream.last_state or state != "running":
         stream.pace = stream.last_change_at = None

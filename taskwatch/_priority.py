@@ -71,12 +71,15 @@ from __future__ import annotations
 
 import enum
 import math
+from typing import Protocol
 
 __all__ = [
     "COMPLETION_HAZARD_INTERVALS",
     "PENDING_PRIOR_INTERVALS",
     "RATE_FLOOR_INTERVALS",
+    "FleetLearning",
     "Phase",
+    "Watched",
     "change_rate",
     "end_hazard",
     "fleet_rate",
@@ -150,6 +153,70 @@ def started(pages: int, unseen_for: float, fleet: float, seen_pending: bool) -> 
     if not seen_pending:
         pages = min(pages, math.ceil(fleet * unseen_for))
     return unseen_for / 2.0, pages
+
+
+class Watched(Protocol):
+    """What a poll stream remembers for the priority, and ``FleetLearning.learn`` updates."""
+
+    phase: Phase
+    phase_since: float  # when it probably entered that phase (monotonic seconds)
+    last_poll: float | None  # None: never polled
+    changes_seen: int  # in this phase
+
+
+class FleetLearning:
+    """What the polls of all of one scheduler's watches taught: ``starts`` seen in
+    ``pending_for`` seconds of watching tasks wait, and ``changes`` and ``ends`` seen in
+    ``running_for`` seconds of watching tasks run. ``learn`` also updates the stream polled.
+    The scheduler and the benchmarks' offline model both learn through it."""
+
+    __slots__ = ("changes", "ends", "pending_for", "running_for", "starts")
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.pending_for = 0.0
+        self.changes = 0
+        self.ends = 0
+        self.running_for = 0.0
+
+    def learn(
+        self,
+        stream: Watched,
+        phase: Phase,
+        pages: int,
+        pages_before: int | None,
+        is_done: bool,
+        emitted: bool,
+        now: float,
+        min_interval: float,
+        max_interval: float,
+    ) -> None:
+        """What one poll at ``now`` taught: it found the task in ``phase`` with ``pages``
+        processed (``pages_before`` at the previous poll; None: no previous snapshot), done
+        or not, and some caller yielded it (``emitted``: its key moved).
+
+        A poll that shows a change of a key saw at least one change, and as many as the
+        pages processed since the last poll (each page is a chance for the results to
+        change): a poll sees at most one change of a key, however many happened, so a count
+        of changed polls alone could never exceed the poll rate.
+        """
+        last = stream.phase_since if stream.last_poll is None else stream.last_poll
+        seen_before = stream.last_poll is not None
+        stream.last_poll = now
+        if seen_before and stream.phase is Phase.PENDING:
+            self.pending_for += now - last
+            self.starts += phase is not Phase.PENDING
+        elif seen_before and pages_before is not None:  # it was running, and ran on
+            changes = max(pages - pages_before, 1) if emitted else 0
+            stream.changes_seen += changes
+            self.changes += changes
+            self.running_for += now - last
+            self.ends += is_done
+        if phase is not stream.phase:
+            stream.phase = phase
+            fleet = fleet_rate(self.changes, self.running_for, min_interval, max_interval)
+            ran_for, stream.changes_seen = started(pages, now - last, fleet, seen_before)
+            stream.phase_since = now - ran_for
 
 
 def start_hazard(

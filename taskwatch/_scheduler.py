@@ -291,13 +291,8 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop all of this belongs to
         self._binding = False  # the budget has made slots wait since the backlog began
         self.live_watches = 0
-        # What the fleet taught the priority: starts seen in seconds seen pending; changes
-        # and ends seen in seconds seen running.
-        self._starts = 0
-        self._pending_for = 0.0
-        self._changes = 0
-        self._ends = 0
-        self._running_for = 0.0
+        # What the fleet taught the priority and the schedule.
+        self._fleet = _priority.FleetLearning()
 
     # -- callers ---------------------------------------------------------------------------
 
@@ -616,14 +611,15 @@ class Scheduler:
     def _index(self, stream: _Stream, now: float) -> float:
         low, high = stream.min_interval, stream.max_interval
         last = stream.phase_since if stream.last_poll is None else stream.last_poll
-        fleet = _priority.fleet_rate(self._changes, self._running_for, low, high)
+        taught = self._fleet
+        fleet = _priority.fleet_rate(taught.changes, taught.running_for, low, high)
         if stream.phase is _PENDING:
-            rate = _priority.start_hazard(self._starts, self._pending_for, low, high)
+            rate = _priority.start_hazard(taught.starts, taught.pending_for, low, high)
             return _priority.index(_PENDING, now - last, rate, low, high, started_rate=fleet)
         rate = _priority.change_rate(
             stream.changes_seen, now - stream.phase_since, fleet, low, high
         )
-        ending = _priority.end_hazard(self._ends, self._running_for, low, high)
+        ending = _priority.end_hazard(taught.ends, taught.running_for, low, high)
         return _priority.index(_RUNNING, now - last, rate, low, high, ending=ending)
 
     def _spend(self, slot: asyncio.Task[bool]) -> None:
@@ -717,7 +713,7 @@ class Scheduler:
                 self._end(sub, None)
         if not stream.subs:
             return
-        low, high = stream.min_interval, stream.max_interval
+        low, high, taught = stream.min_interval, stream.max_interval, self._fleet
         since = None if stream.last_change_at is None else now - stream.last_change_at
         delay = _policy.poll_interval(
             low,
@@ -729,7 +725,7 @@ class Scheduler:
             pace=stream.pace,
             since_change=since,
             fleet=_policy.Fleet(
-                self._starts, self._pending_for, self._changes, self._ends, self._running_for
+                taught.starts, taught.pending_for, taught.changes, taught.ends, taught.running_for
             ),
         )
         due = now + delay
@@ -770,36 +766,20 @@ class Scheduler:
         emitted: bool,
         now: float,
     ) -> None:
-        """What this poll teaches the priority, about this stream and about the fleet.
-
-        A poll that shows a change of a caller's key saw at least one change, and as many as
-        the pages processed since the last poll (each page is a chance for the results to
-        change): a poll sees at most one change of a key, however many happened, so a count
-        of changed polls alone could never exceed the poll rate.
-        """
-        phase = _PENDING if task.status.status == TaskState.PENDING else _RUNNING
-        last = stream.phase_since if stream.last_poll is None else stream.last_poll
-        seen_before = stream.last_poll is not None
-        stream.last_poll = now
-        if seen_before and stream.phase is _PENDING:
-            self._pending_for += now - last
-            self._starts += phase is not _PENDING
-        elif seen_before and previous is not None:  # it was running, and ran on
-            pages = task.status.total_pages - _snapshot.total_pages(previous)
-            changes = max(pages, 1) if emitted else 0
-            stream.changes_seen += changes
-            self._changes += changes
-            self._running_for += now - last
-            self._ends += task.status.is_done
-        if phase is not stream.phase:
-            stream.phase = phase
-            fleet = _priority.fleet_rate(
-                self._changes, self._running_for, stream.min_interval, stream.max_interval
-            )
-            ran_for, stream.changes_seen = _priority.started(
-                task.status.total_pages, now - last, fleet, seen_before
-            )
-            stream.phase_since = now - ran_for
+        """What this poll teaches the priority, about this stream and about the fleet
+        (``_priority.FleetLearning.learn``)."""
+        status = task.status
+        self._fleet.learn(
+            stream,
+            _PENDING if status.status == TaskState.PENDING else _RUNNING,
+            status.total_pages,
+            None if previous is None else _snapshot.total_pages(previous),
+            status.is_done,
+            emitted,
+            now,
+            stream.min_interval,
+            stream.max_interval,
+        )
 
     def _fail(self, stream: _Stream, error: BaseException) -> None:
         """A request failed for good: every caller on the stream gets the error."""

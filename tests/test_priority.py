@@ -10,6 +10,7 @@ from taskwatch._priority import (
     COMPLETION_HAZARD_INTERVALS,
     PENDING_PRIOR_INTERVALS,
     RATE_FLOOR_INTERVALS,
+    FleetLearning,
     Phase,
     change_rate,
     end_hazard,
@@ -184,3 +185,47 @@ def test_a_pending_task_that_waited_outranks_a_running_one_polled_just_now() -> 
     assert index(Phase.PENDING, 300.0, hazard, LOW, HIGH, started_rate=fleet) > index(
         Phase.RUNNING, 5.0, running, LOW, HIGH
     )
+
+
+class _Stream:
+    """A poll stream as ``FleetLearning.learn`` sees it."""
+
+    def __init__(self) -> None:
+        self.phase = Phase.PENDING
+        self.phase_since = 0.0
+        self.last_poll: float | None = None
+        self.changes_seen = 0
+
+
+def test_fleet_learning_counts_waits_starts_changes_by_pages_and_ends() -> None:
+    fleet, stream = FleetLearning(), _Stream()
+    learn = fleet.learn
+    # subscribed at 0, first poll at 5: pending, nothing learnt about waiting yet
+    learn(stream, Phase.PENDING, 0, None, False, True, 5.0, 1.0, 30.0)
+    assert (fleet.starts, fleet.pending_for, stream.last_poll) == (0, 0.0, 5.0)
+    # still pending at 15: 10 s of waiting, no start
+    learn(stream, Phase.PENDING, 0, 0, False, False, 15.0, 1.0, 30.0)
+    assert (fleet.starts, fleet.pending_for) == (0, 10.0)
+    # running at 25 with 3 pages: a start, dated halfway through the 10 s unseen
+    learn(stream, Phase.RUNNING, 3, 0, False, True, 25.0, 1.0, 30.0)
+    assert (fleet.starts, fleet.pending_for) == (1, 20.0)
+    assert (stream.phase, stream.phase_since, stream.changes_seen) == (Phase.RUNNING, 20.0, 3)
+    # 7 pages later a key moved: 7 changes in 5 s of running
+    learn(stream, Phase.RUNNING, 10, 3, False, True, 30.0, 1.0, 30.0)
+    assert (stream.changes_seen, fleet.changes, fleet.running_for) == (10, 7, 5.0)
+    # pages moved but no key did: no change counted; still running time
+    learn(stream, Phase.RUNNING, 12, 10, False, False, 32.0, 1.0, 30.0)
+    assert (stream.changes_seen, fleet.changes, fleet.running_for) == (10, 7, 7.0)
+    # a key moved without a page (results rose within one): one change; and the end
+    learn(stream, Phase.RUNNING, 12, 12, True, True, 33.0, 1.0, 30.0)
+    assert (fleet.changes, fleet.ends, fleet.running_for) == (8, 1, 8.0)
+
+
+def test_a_task_found_running_at_its_first_poll_counts_no_start() -> None:
+    fleet, stream = FleetLearning(), _Stream()
+    fleet.learn(stream, Phase.RUNNING, 50, None, False, True, 4.0, 1.0, 30.0)
+    assert (fleet.starts, fleet.pending_for) == (0, 0.0)
+    # never seen pending: its pages count for at most the fleet's rate over the 4 s unseen
+    fleet_rate_now = fleet_rate(0, 0.0, 1.0, 30.0)
+    assert stream.changes_seen == math.ceil(fleet_rate_now * 4.0)
+    assert stream.phase_since == 2.0
