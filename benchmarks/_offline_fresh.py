@@ -213,15 +213,7 @@ def _deliver(
         stream.last_key = _policy.total_results(task)
     emitted = decision.emit
     fleet.learn_from(stream, previous, task, emitted, now, interval)
-    changed = emitted or state != stream.last_state
-    if state != stream.last_state or state != "running":
-        stream.pace = stream.last_change_at = None
-    elif emitted:
-        if stream.last_change_at is not None:
-            stream.pace = _policy.update_pace(stream.pace, now - stream.last_change_at)
-        stream.last_change_at = now
-    stream.last_state = state
-    stream.quiet = 0 if changed else stream.quiet + 1
+    _policy.note_poll(stream, state, emitted, now)
     return emitted, decision.done
 
 

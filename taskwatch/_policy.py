@@ -73,10 +73,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
+from typing import Protocol
 
 import attrs
 
-from .models import Task
+from .models import Task, TaskState
 
 JITTER = 0.2
 PACE_WEIGHT = 0.5  # weight of the newest gap in the pace's moving average
@@ -204,6 +205,31 @@ class Fleet:
 
 
 _NOTHING_SEEN = Fleet()
+
+
+class Paced(Protocol):
+    """What a poll stream keeps for its schedule, and ``note_poll`` updates."""
+
+    pace: float | None  # typical seconds between changes while running (None: unknown)
+    last_change_at: float | None  # when a change was last seen in this running spell
+    last_state: object  # the state the last poll showed
+    quiet: int  # polls since the last change
+
+
+def note_poll(stream: Paced, state: str, emitted: bool, now: float) -> None:
+    """What one poll at ``now`` does to ``stream``'s schedule: it showed ``state``, and some
+    caller yielded it (``emitted``: its key moved). A new state, or any but running, forgets
+    the pace; a change while running updates it. A change of key or state ends a quiet
+    spell."""
+    changed = emitted or state != stream.last_state
+    if state != stream.last_state or state != TaskState.RUNNING:
+        stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds
+    elif emitted:
+        if stream.last_change_at is not None:
+            stream.pace = update_pace(stream.pace, now - stream.last_change_at)
+        stream.last_change_at = now
+    stream.last_state = state
+    stream.quiet = 0 if changed else stream.quiet + 1
 
 
 def update_pace(pace: float | None, gap: float) -> float:

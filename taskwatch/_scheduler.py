@@ -699,15 +699,7 @@ class Scheduler:
         stream.keep(task)
         emitted = self._hand_out(stream, task, state)
         self._learn(stream, previous, task, emitted, now)
-        changed = emitted or state != stream.last_state
-        if state != stream.last_state or state != TaskState.RUNNING:
-            stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds
-        elif emitted:
-            if stream.last_change_at is not None:
-                stream.pace = _policy.update_pace(stream.pace, now - stream.last_change_at)
-            stream.last_change_at = now
-        stream.last_state = state
-        stream.quiet = 0 if changed else stream.quiet + 1
+        _policy.note_poll(stream, state, emitted, now)
         if task.status.is_done:
             for sub in list(stream.subs):
                 self._end(sub, None)

@@ -14,6 +14,7 @@ from taskwatch._policy import (
     check_intervals,
     decide,
     learnt_rate,
+    note_poll,
     pending_interval,
     poll_interval,
     prior_rate,
@@ -232,3 +233,33 @@ def test_custom_key() -> None:
 def test_update_pace_is_a_moving_average() -> None:
     assert update_pace(None, 8.0) == 8.0
     assert update_pace(8.0, 4.0) == pytest.approx(8.0 + PACE_WEIGHT * (4.0 - 8.0))
+
+
+class _Paced:
+    """A stream's schedule state, as ``note_poll`` sees it."""
+
+    def __init__(self) -> None:
+        self.pace: float | None = None
+        self.last_change_at: float | None = None
+        self.last_state: object = None
+        self.quiet = 0
+
+
+def test_note_poll_learns_the_pace_of_a_running_task_and_forgets_it_on_a_new_state() -> None:
+    stream = _Paced()
+    note_poll(stream, "pending", True, 0.0)  # the first snapshot: a new state
+    assert (stream.pace, stream.last_change_at, stream.quiet) == (None, None, 0)
+    note_poll(stream, "pending", False, 10.0)
+    assert stream.quiet == 1
+    note_poll(stream, "running", False, 20.0)  # started: a change of state ends the quiet
+    assert (stream.pace, stream.last_change_at, stream.quiet) == (None, None, 0)
+    note_poll(stream, "running", True, 24.0)  # the first change seen running: no gap yet
+    assert (stream.pace, stream.last_change_at) == (None, 24.0)
+    note_poll(stream, "running", True, 30.0)  # a gap of 6 s
+    assert (stream.pace, stream.last_change_at) == (6.0, 30.0)
+    note_poll(stream, "running", False, 32.0)
+    note_poll(stream, "running", True, 40.0)  # a gap of 10 s, weighted in
+    assert stream.pace == pytest.approx(6.0 + PACE_WEIGHT * (10.0 - 6.0))
+    assert stream.quiet == 0
+    note_poll(stream, "completed", True, 41.0)  # a new state: the pace no longer holds
+    assert (stream.pace, stream.last_change_at, stream.last_state) == (None, None, "completed")
