@@ -11,12 +11,20 @@ from benchmarks._family import FAMILY, Member
 from taskwatch import Client
 from taskwatch.testing import SimulatedTaskAPI
 
-from .conftest import FakeTime
+from .conftest import TEST_LOOP, FakeTime
 
 # short-lived members, so that a run is a few hundred polls
 MEMBERS = [FAMILY[1], FAMILY[3], FAMILY[6]]
 
 
+# Polls due at one virtual moment are answered at once, and each interval depends on what the
+# client's other watches taught before it, so the order the answers are handled in counts:
+# the model takes them in the order asyncio's loop delivers concurrent answers on loopback.
+# uvloop delivers them in another order (the scheduler is as right there; the model is not
+# that run), so the comparison runs on asyncio's loop, on every Python CI tests.
+@pytest.mark.skipif(
+    TEST_LOOP == "uvloop", reason="the model follows asyncio's order of concurrent answers"
+)
 @pytest.mark.parametrize("member", MEMBERS, ids=[m.name for m in MEMBERS])
 @pytest.mark.parametrize(("low", "high"), [(0.5, 20.0), (2.0, 60.0)])
 async def test_the_offline_model_polls_as_the_scheduler_does(
