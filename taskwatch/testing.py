@@ -51,6 +51,7 @@ import json
 import math
 import random
 import secrets
+import select
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -444,7 +445,9 @@ class SimulatorStats:
     """Client connections open to the server when the snapshot was taken (idle
     keep-alive connections included; 0 once the server is closed)."""
     peak_connections: int = 0
-    """The most client connections seen open at once, sampled as each request arrives."""
+    """The most client connections seen open at once, sampled as each request arrives.
+    A connection the client has already hung up on is not counted, even while the
+    server has yet to read its end: the figure is what the client holds."""
 
 
 @attrs.define
@@ -1036,6 +1039,16 @@ class SimulatedTaskAPI:
         server = runner.server if runner is not None else None
         return len(server.connections) if server is not None else 0
 
+    def _held_connections(self) -> int:
+        """Open connections the client still holds: those whose peer has hung up are left
+        out. A client that closes one connection and opens another at once can have the
+        new one's request read before the server has read the old one's end."""
+        runner = self._runner
+        server = runner.server if runner is not None else None
+        if server is None:
+            return 0
+        return sum(not _peer_hung_up(handler.transport) for handler in server.connections)
+
     def _random_fault(self, task_hash: str) -> Fault | None:
         armed = self._random_faults
         if armed is None or (armed.task_hash is not None and armed.task_hash != task_hash):
@@ -1147,7 +1160,8 @@ class SimulatedTaskAPI:
         counters.by_hash[task_hash] = counters.by_hash.get(task_hash, 0) + 1
         counters.in_flight += 1
         counters.peak_in_flight = max(counters.peak_in_flight, counters.in_flight)
-        counters.peak_connections = max(counters.peak_connections, self._open_connections())
+        if self._open_connections() > counters.peak_connections:  # only then look closer
+            counters.peak_connections = max(counters.peak_connections, self._held_connections())
         try:
             authorization = request.headers.get("Authorization")
             decision = self._account(authorization if authorization is not None else "")
@@ -1235,3 +1249,24 @@ def _pad(body: bytes, nbytes: int) -> bytes:
     missing = nbytes - len(_dumps(document))
     target["padding"] = "x" * max(0, missing)
     return _dumps(document)
+
+
+# What poll(2) reports once a peer has closed its end: POLLRDHUP is Linux's (elsewhere only a
+# connection closed both ways shows, and a connection the client is closing is still counted).
+_PEER_CLOSED = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0)
+
+
+def _peer_hung_up(transport: asyncio.BaseTransport | None) -> bool:
+    """True if this connection is closing here, or its peer has closed its end, whether or
+    not the server has read that end yet."""
+    if transport is None or transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows: counted while open here
+        return False
+    fileno = sock.fileno() if sock is not None else -1
+    if fileno < 0:
+        return sock is not None
+    poller = select.poll()
+    poller.register(fileno, _PEER_CLOSED)
+    return bool(poller.poll(0))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import select
 import socket
 import struct
 import time
@@ -50,7 +51,7 @@ from taskwatch import (
     TransportError,
 )
 from taskwatch._protocol import MAX_BODY_BYTES
-from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
+from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI, _peer_hung_up
 
 from .conftest import SECRET, FakeTime, fixture_json, snapshots_by_task, until
 from .conftest import fast_client as shared_fast_client
@@ -930,6 +931,35 @@ async def test_random_faults_never_hit_other_hashes_or_fifo_faults(api: Simulate
 def test_random_faults_refuse_bad_settings(faults: list[Fault], options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"probability|faults|weights"):
         SimulatedTaskAPI().inject_randomly(faults, **options)
+
+
+@pytest.mark.skipif(not hasattr(select, "POLLRDHUP"), reason="Linux poll(2) shows a peer close")
+async def test_a_connection_the_client_has_closed_is_not_counted_as_held() -> None:
+    # The server can read a new connection's request before an old connection's end, which
+    # the client closed just before: the peak counts what the client holds, not that one.
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+    server = await asyncio.start_server(
+        lambda _reader, writer: accepted.put_nowait(writer), "127.0.0.1", 0
+    )
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        held = socket.create_connection(("127.0.0.1", port))
+        dropped = socket.create_connection(("127.0.0.1", port))
+        ports = {held.getsockname()[1]: "held", dropped.getsockname()[1]: "dropped"}
+        writers = {}
+        for _ in range(2):
+            writer = await accepted.get()
+            writers[ports[writer.get_extra_info("peername")[1]]] = writer
+        assert not _peer_hung_up(writers["held"].transport)
+        assert not _peer_hung_up(writers["dropped"].transport)
+        dropped.close()  # nothing awaited from here on: the server has not read this end
+        assert _peer_hung_up(writers["dropped"].transport)
+        assert not _peer_hung_up(writers["held"].transport)
+        held.close()
+        for writer in writers.values():
+            writer.close()
+            await writer.wait_closed()
+    assert _peer_hung_up(writers["held"].transport)  # and one closing here
 
 
 async def test_connections_are_counted_and_tasks_can_be_removed(api: SimulatedTaskAPI) -> None:
