@@ -71,6 +71,13 @@ _CONTENT_ENCODING = istr("Content-Encoding")
 
 _TRANSIENT = (TransportError, ServerError, RateLimitError, ResponseFormatError)
 
+_MAX_BODY_BYTES = _protocol.MAX_BODY_BYTES
+
+# What a send holds when it starts: nothing yet (it takes room in flight and a budget slot);
+# both, taken ahead (``take_slot``: a pause begun since still holds it); both, granted just
+# now by ``try_take_slot`` with nothing awaited since (no pause can have begun).
+_TAKE, _HELD, _HELD_NOW = 0, 1, 2
+
 
 def _is_transient(exc: BaseException) -> bool:
     """Transient: no HTTP answer (but a failed TLS handshake, which fails again the same
@@ -285,7 +292,7 @@ class RequestPath:
         """Release the room in flight that ``take_slot`` held (the budget slot is spent)."""
         self._in_flight.leave()
 
-    async def fetch(self, url: URL, task_hash: str, *, slot_taken: bool = False) -> Task:
+    def fetch(self, url: URL, task_hash: str, *, slot_taken: bool = False) -> Awaitable[Task]:
         """One task from ``url`` through the budget and the retries (see ``Client.get_task``
         for what is retried and raised). Every TaskwatchError it raises carries
         ``task_hash``, whichever layer raised it (the limiter's RateBudgetUnavailableError
@@ -293,23 +300,54 @@ class RequestPath:
 
         With ``slot_taken``, the first attempt uses the slot ``take_slot()`` returned with
         (released on every path); retries take slots of their own."""
+        # The common case (the key accepted, nothing refused, the same event loop) is one
+        # coroutine, the send itself: no frame for the probe, the loop check or the retries
+        # until an attempt fails.
+        if (
+            self._key_proven
+            and self._refused is None
+            and self._stale_session is None
+            and asyncio.get_running_loop() is self._loop
+        ):
+            return self._send(url, task_hash, _HELD if slot_taken else _TAKE, True)
+        return self._fetch(url, task_hash, slot_taken)
+
+    def fetch_held(self, url: URL, task_hash: str) -> Awaitable[Task]:
+        """``fetch(url, task_hash, slot_taken=True)`` for a slot that ``try_take_slot()``
+        has just granted, nothing awaited since: no pause can have begun since it was taken,
+        so the first attempt does not look for one."""
+        if (
+            self._key_proven
+            and self._refused is None
+            and self._stale_session is None
+            and asyncio.get_running_loop() is self._loop
+        ):
+            return self._send(url, task_hash, _HELD_NOW, True)
+        return self._fetch(url, task_hash, True)
+
+    async def _fetch(self, url: URL, task_hash: str, slot_taken: bool) -> Task:
+        """``fetch`` on the way of a client not yet known to be usable as it is (the key not
+        proven yet, or refused; another event loop)."""
         try:
             try:
-                # The common case (the key accepted, nothing refused, the same event loop)
-                # goes straight to the send: no frame for the probe and the loop check.
-                if (
-                    self._key_proven
-                    and self._refused is None
-                    and self._stale_session is None
-                    and asyncio.get_running_loop() is self._loop
-                ):
-                    return await self._send(url, task_hash, slot_taken)
                 return await self._attempt(url, task_hash, slot_taken)
             except _TRANSIENT as exc:
                 if self._max_retries == 0 or not _is_transient(exc):
                     raise
                 first_failure: TaskwatchError = exc
             return await self._retry(url, task_hash, first_failure)
+        except TaskwatchError as exc:
+            if exc.task_hash is None:
+                exc.task_hash = task_hash
+            raise
+
+    async def _after_failure(self, url: URL, task_hash: str, failure: TaskwatchError) -> Task:
+        """What a fetch whose first attempt failed with ``failure`` goes on to: the retries
+        when it is transient, else ``failure`` raised (carrying ``task_hash``)."""
+        try:
+            if self._max_retries == 0 or not _is_transient(failure):
+                raise failure
+            return await self._retry(url, task_hash, failure)
         except TaskwatchError as exc:
             if exc.task_hash is None:
                 exc.task_hash = task_hash
@@ -347,6 +385,7 @@ class RequestPath:
 
     async def _attempt(self, url: URL, task_hash: str, slot_taken: bool = False) -> Task:
         handed = False  # the held slot (if any) went on to _send, which releases it
+        slot = _HELD if slot_taken else _TAKE
         try:
             if asyncio.get_running_loop() is not self._loop or self._stale_session is not None:
                 await self._adopt_loop()
@@ -354,7 +393,7 @@ class RequestPath:
                 raise self._refusal(task_hash)
             if self._key_proven:
                 handed = True
-                return await self._send(url, task_hash, slot_taken)
+                return await self._send(url, task_hash, slot, False)
             # Until one answer shows the API accepts the key, one attempt at a time: a
             # refused key costs one request, however many watches start at once.
             while not self._key_proven:
@@ -363,7 +402,7 @@ class RequestPath:
                     probe = self._probe = asyncio.get_running_loop().create_future()
                     try:
                         handed = True
-                        return await self._send(url, task_hash, slot_taken)
+                        return await self._send(url, task_hash, slot, False)
                     finally:
                         self._probe = None
                         probe.set_result(None)
@@ -371,7 +410,7 @@ class RequestPath:
                 if self._refused is not None:
                     raise self._refusal(task_hash)
             handed = True
-            return await self._send(url, task_hash, slot_taken)
+            return await self._send(url, task_hash, slot, False)
         except BaseException:
             if slot_taken and not handed:
                 self._in_flight.leave()
@@ -443,57 +482,84 @@ class RequestPath:
             await self.limiter.acquire()
             raise_if_cancelling()  # a limiter may sit on a library that swallows it
 
-    async def _send(self, url: URL, task_hash: str, slot_taken: bool) -> Task:
-        # The gate first, the budget second: a request that had to wait for a free
-        # connection still meets a pause that began meanwhile (a 429 holds every caller
-        # whose request is not on the wire yet).
-        gate = self._in_flight
-        if not slot_taken and not gate.try_enter():
-            await gate.enter()
+    # One frame on every poll's path, on purpose: each helper split off would cost a call.
+    async def _send(  # noqa: PLR0912
+        self, url: URL, task_hash: str, slot: int, first: bool
+    ) -> Task:
+        """One attempt. ``slot``: ``_TAKE`` (take room in flight and a budget slot),
+        ``_HELD`` (both held: see ``take_slot``) or ``_HELD_NOW`` (held, just granted). With
+        ``first``, a failure goes on to the retries (``_after_failure``)."""
         try:
-            # A slot taken ahead (``take_slot``) before a pause began (a 429 handled since)
-            # is not enough: the pause holds this request too, as it holds every request not
-            # yet on the wire.
-            if not slot_taken or self.limiter.paused_for() > 0:
-                await self._budget_slot()
-            session = self._session
-            if session is None or self._refused is not None or self._closed or session.closed:
-                session = self._session_for(task_hash)
-        except BaseException:
-            gate.leave()
-            raise
-        self.requests += 1
-        try:
-            async with session.get(
-                url,
-                headers=self._request_headers,
-                timeout=self._timeout,
-                allow_redirects=False,  # the key never follows a redirect anywhere
-                raise_for_status=False,
-            ) as response:
-                body = await _body_of(response, task_hash)
-                status, reason, headers = response.status, response.reason, response.headers
-        except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self.transport_errors += 1
-            raise self._transport_error(exc, task_hash) from exc
-        finally:
-            gate.leave()
-        if not self._key_proven and _proves_the_key(status):
-            self._key_proven = True
-        # What the answer says of the budget is learnt even by a call being cancelled; then a
-        # cancellation that aiohttp or a limiter below swallowed is raised, not ignored.
-        if status == 200:
-            info = _protocol.RateLimitInfo.from_headers(headers)
-            if info is not None and (learning := self._learn(info)) is not None:
-                await learning
+            # The gate first, the budget second: a request that had to wait for a free
+            # connection still meets a pause that began meanwhile (a 429 holds every caller
+            # whose request is not on the wire yet).
+            gate = self._in_flight
+            if slot == _TAKE and not gate.try_enter():
+                await gate.enter()
+            try:
+                # A slot taken ahead (``take_slot``) before a pause began (a 429 handled
+                # since) is not enough: the pause holds this request too, as it holds every
+                # request not yet on the wire. One granted just now cannot predate a pause.
+                if slot == _TAKE or (slot == _HELD and self.limiter.paused_for() > 0):
+                    await self._budget_slot()
+                session = self._session
+                if session is None or self._refused is not None or self._closed or session.closed:
+                    session = self._session_for(task_hash)
+            except BaseException:
+                gate.leave()
+                raise
+            self.requests += 1
+            try:
+                async with session.get(
+                    url,
+                    headers=self._request_headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,  # the key never follows a redirect anywhere
+                    raise_for_status=False,
+                ) as response:
+                    # A declared, uncompressed body under the cap: aiohttp's own read (it
+                    # raises ClientPayloadError if what arrives is not what was declared).
+                    declared = response.content_length
+                    headers = response.headers
+                    body = await (
+                        response.read()
+                        if declared is not None
+                        and declared <= _MAX_BODY_BYTES
+                        and _CONTENT_ENCODING not in headers
+                        else _read_body(response, task_hash)
+                    )
+                    status, reason = response.status, response.reason
+            except (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                self.transport_errors += 1
+                raise self._transport_error(exc, task_hash) from exc
+            finally:
+                gate.leave()
+            if not self._key_proven and _proves_the_key(status):
+                self._key_proven = True
+            # What the answer says of the budget is learnt even by a call being cancelled;
+            # then a cancellation that aiohttp or a limiter below swallowed is raised, not
+            # ignored.
+            if status == 200:
+                info = _protocol.RateLimitInfo.from_headers(headers)
+                if info is not None:  # (``_learn``, without its frame)
+                    self.server_remaining = info.remaining
+                    self.server_reset = info.reset
+                    learning = self.limiter.observe(info)
+                    if learning is not None:
+                        await learning
+                raise_if_cancelling()
+                task, deviations = _protocol.read_task(body, task_hash)
+                if deviations:
+                    self._note_deviations(deviations)
+                return task
+            error = await self._error(status, reason, headers, body, task_hash)
             raise_if_cancelling()
-            task, deviations = _protocol.read_task(body, task_hash)
-            if deviations:
-                self._note_deviations(deviations)
-            return task
-        error = await self._error(status, reason, headers, body, task_hash)
-        raise_if_cancelling()
-        raise error
+            raise error
+        except TaskwatchError as exc:
+            if not first:
+                raise
+            failure = exc
+        return await self._after_failure(url, task_hash, failure)
 
     def _transport_error(self, exc: BaseException, task_hash: str) -> TransportError:
         """What an attempt that got no usable HTTP answer raises (the key redacted first)."""
@@ -617,19 +683,6 @@ def _redact(exc: aiohttp.ClientResponseError) -> None:
         info.url, info.method, CIMultiDictProxy(headers), info.real_url
     )
     exc.args = (exc.request_info, *exc.args[1:])
-
-
-def _body_of(response: aiohttp.ClientResponse, task_hash: str) -> Awaitable[bytes]:
-    """What reads the whole body (see ``_read_body``): for a declared, uncompressed body under
-    the cap, aiohttp's own read, awaited by the caller without a frame of ours in between."""
-    declared = response.content_length
-    if (
-        declared is not None
-        and declared <= _protocol.MAX_BODY_BYTES
-        and _CONTENT_ENCODING not in response.headers
-    ):
-        return response.read()
-    return _read_body(response, task_hash)
 
 
 async def _read_body(response: aiohttp.ClientResponse, task_hash: str) -> bytes:

@@ -175,7 +175,8 @@ class _Stream:
         self.changes_seen = 0  # changes seen in this phase
         self.last_poll: float | None = None
         self.generation = -1  # the sequence number of its live heap entry (-1: none)
-        self.request: asyncio.Task[None] | None = None
+        # The request in flight: the stream's own, or a direct get_task's that it grew from.
+        self.request: asyncio.Task[None] | _Direct | None = None
         self.sent = False  # the request in flight has started (so it spends its own slot)
         self.urgent = False
         self.min_interval = 1.0
@@ -191,6 +192,17 @@ class _Stream:
         if watchers:
             self.min_interval = min(s.min_interval for s in watchers)
             self.max_interval = min(s.max_interval for s in watchers)
+
+
+class _Direct:
+    """The place of a ``get_task`` sending its own request while nobody else polls the hash
+    (see ``Scheduler.get``): a stream only once another caller joins it."""
+
+    __slots__ = ("stream", "sub")
+
+    def __init__(self) -> None:
+        self.stream: _Stream | None = None  # set when a caller joins
+        self.sub: Subscriber | None = None  # the direct caller's place on that stream
 
 
 class Mailbox:
@@ -277,7 +289,8 @@ class Scheduler:
 
     def __init__(self, path: RequestPath) -> None:
         self._path = path
-        self._streams: dict[str, _Stream] = {}
+        # One stream per hash polled, or the marker of a get_task sending its own request.
+        self._streams: dict[str, _Stream | _Direct] = {}
         self._heap: list[tuple[float, int, _Stream]] = []  # (due, sequence, stream)
         self._seq = itertools.count()
         self._ready: dict[_Stream, None] = {}  # due, waiting for a slot, longest due first
@@ -333,9 +346,13 @@ class Scheduler:
             sub.deadline = now + sub.timeout
         if sub.key is not None:
             self.live_watches += 1
-        stream = self._streams.get(sub.task_hash)
-        if stream is None:
+        entry = self._streams.get(sub.task_hash)
+        if entry is None:
             stream = self._streams[sub.task_hash] = _Stream(sub.task_hash, now)
+        elif isinstance(entry, _Direct):  # a get_task's request in flight: it becomes a stream
+            stream = self._join_direct(entry, sub.task_hash, now)
+        else:
+            stream = entry
         sub.stream = stream
         stream.subs += (sub,)
         stream.settle_intervals()
@@ -402,39 +419,18 @@ class Scheduler:
             and self._try_take_slot(task_hash)
         ):
             # Nobody polls the hash and a slot is free (held): send the request from the
-            # caller's own task, as a stream that callers arriving meanwhile join. The caller
-            # holds its place on it as a one-shot subscriber whose sink ignores what it is
-            # handed: its snapshot (or error) is the request's own.
-            stream = streams[task_hash] = _Stream(task_hash, path.clock())
-            sub = Subscriber(task_hash, _IGNORE, None)
-            sub.stream = stream
-            stream.subs = (sub,)
-            stream.request = asyncio.current_task()
+            # caller's own task, behind a marker that a caller arriving meanwhile turns into
+            # a stream (``_join_direct``). Nobody joins most calls: they pay for no stream.
+            direct = streams[task_hash] = _Direct()
             try:
-                task = await path.fetch(url, task_hash, slot_taken=True)
-            except asyncio.CancelledError:
-                stream.request = None
-                self.leave(sub)
-                if stream.subs:  # others joined: they get a poll of their own
-                    self._schedule(stream, path.clock(), urgent=True)
-                    self._poke()
+                task = await path.fetch_held(url, task_hash)
+            except BaseException as exc:
+                self._direct_failed(task_hash, direct, exc)
                 raise
-            except Exception as exc:  # every caller on the stream gets it, this one too
-                stream.request = None
-                self._fail(stream, exc)
-                raise
-            stream.request = None
-            if len(stream.subs) == 1:  # nobody joined: no decision to hand out, nothing to learn
-                del streams[task_hash]
-                sub.stream = None
-                stream.subs = ()
-                # A loop that saw this stream waits for work: when nothing else is left, wake
-                # it, so that it ends (else it would outlive every watch). While other streams
-                # are left, it has nothing to do with this one: no need to wake (or start) it.
-                if not streams and not self._requests:
-                    self._poke()
-                return task
-            self._deliver(stream, task)
+            if direct.stream is None:  # nobody joined: nothing to hand out, nothing to learn
+                self._forget_direct(task_hash, direct)
+            else:
+                self._direct_done(direct, task)
             return task
         sink = _OneShot()
         sub = Subscriber(task_hash, sink, None)
@@ -444,6 +440,57 @@ class Scheduler:
         finally:
             if sub.stream is not None:
                 await self.release([sub])
+
+    def _forget_direct(self, task_hash: str, direct: _Direct) -> None:
+        """The direct request nobody joined is over: drop its marker."""
+        streams = self._streams
+        if streams.get(task_hash) is direct:  # (unless the loop changed meanwhile)
+            del streams[task_hash]
+        # A loop that saw the marker waits for work: when nothing else is left, wake it, so
+        # that it ends (else it would outlive every watch). While other streams are left, it
+        # has nothing to do with this one: no need to wake (or start) it.
+        if not streams and not self._requests and self._loop_task is not None:
+            self._poke()
+
+    def _direct_done(self, direct: _Direct, task: Task) -> None:
+        """A direct request that others joined has succeeded: they get its snapshot."""
+        stream, sub = direct.stream, direct.sub
+        assert stream is not None
+        assert sub is not None
+        stream.request = None
+        if len(stream.subs) == 1:  # those who joined have left: the same as nobody
+            self.leave(sub)
+        else:
+            self._deliver(stream, task)
+
+    def _direct_failed(self, task_hash: str, direct: _Direct, exc: BaseException) -> None:
+        """A direct request failed with ``exc`` (or its caller was cancelled): those who
+        joined get the error, or, when its caller went away, a poll of their own."""
+        stream, sub = direct.stream, direct.sub
+        if stream is None or sub is None:
+            self._forget_direct(task_hash, direct)
+            return
+        stream.request = None
+        if not isinstance(exc, Exception):  # its caller went away (cancelled)
+            self.leave(sub)
+            if stream.subs:  # others joined: they get a poll of their own
+                self._schedule(stream, self._path.clock(), urgent=True)
+                self._poke()
+            return
+        self._fail(stream, exc)  # every caller on the stream gets it, this one too
+
+    def _join_direct(self, direct: _Direct, task_hash: str, now: float) -> _Stream:
+        """A caller arrives while a direct ``get`` of the hash is in flight: the marker
+        becomes a stream whose request is that one, the direct caller on it as a one-shot
+        subscriber whose sink ignores what it is handed (its snapshot, or error, is its
+        request's own)."""
+        stream = self._streams[task_hash] = _Stream(task_hash, now)
+        sub = Subscriber(task_hash, _IGNORE, None)
+        sub.stream = stream
+        stream.subs = (sub,)
+        stream.request = direct
+        direct.stream, direct.sub = stream, sub
+        return stream
 
     def _try_take_slot(self, task_hash: str) -> bool:
         """``RequestPath.try_take_slot``, its errors carrying ``task_hash``."""
@@ -791,7 +838,8 @@ class Scheduler:
         self._ready.pop(stream, None)
         request = stream.request
         self._poke()
-        if request is None or request is asyncio.current_task():
+        # A direct get_task's request is its caller's own: it ends with that caller.
+        if request is None or isinstance(request, _Direct) or request is asyncio.current_task():
             return None
         request.cancel()
         return request
