@@ -486,7 +486,9 @@ def read_documented(data: Any, task_hash: str | None) -> Task | None:
         return None
     try:
         hash_value = data["hash_value"]
-        state = status["status"]
+        # one of the documented states, as its shared str (an unknown one, or one not a
+        # string, raises: KeyError, or TypeError when unhashable)
+        state = _DOCUMENTED_STATES[status["status"]]
         is_done = status["is_done"]
         total_results = status["total_results"]
         total_pages = status["total_pages"]
@@ -509,11 +511,9 @@ def read_documented(data: Any, task_hash: str | None) -> Task | None:
     except (KeyError, ValueError, TypeError):
         return None
     if (
-        type(hash_value) is not str
-        or (task_hash is not None and hash_value != task_hash)
+        # (a hash asked for is a str: a body's hash equal to it is one too)
+        (hash_value != task_hash if task_hash is not None else type(hash_value) is not str)
         or "id" in data
-        or type(state) is not str
-        or (state := _DOCUMENTED_STATES.get(state)) is None
         or type(is_done) is not bool
         or type(total_results) is not int
         or type(total_pages) is not int

@@ -75,7 +75,7 @@ _MAX_BODY_BYTES = _protocol.MAX_BODY_BYTES
 
 # What a send holds when it starts: nothing yet (it takes room in flight and a budget slot);
 # both, taken ahead (``take_slot``: a pause begun since still holds it); both, granted just
-# now by ``try_take_slot`` with nothing awaited since (no pause can have begun).
+# now with nothing awaited since (``fetch_now``: no pause can have begun).
 _TAKE, _HELD, _HELD_NOW = 0, 1, 2
 
 
@@ -283,8 +283,12 @@ class RequestPath:
         self._follow_loop()
         if not self._in_flight.try_enter():
             return False
-        if self.limiter.try_acquire():
-            return True
+        try:
+            if self.limiter.try_acquire():
+                return True
+        except BaseException:
+            self._in_flight.leave()
+            raise
         self._in_flight.leave()
         return False
 
@@ -312,16 +316,31 @@ class RequestPath:
             return self._send(url, task_hash, _HELD if slot_taken else _TAKE, True)
         return self._fetch(url, task_hash, slot_taken)
 
-    def fetch_held(self, url: URL, task_hash: str) -> Awaitable[Task]:
-        """``fetch(url, task_hash, slot_taken=True)`` for a slot that ``try_take_slot()``
-        has just granted, nothing awaited since: no pause can have begun since it was taken,
-        so the first attempt does not look for one."""
-        if (
-            self._key_proven
-            and self._refused is None
-            and self._stale_session is None
-            and asyncio.get_running_loop() is self._loop
-        ):
+    def fetch_now(self, url: URL, task_hash: str) -> Awaitable[Task] | None:
+        """``fetch(url, task_hash)`` when room in flight and a budget slot are both free now
+        (then held for it; the first attempt need not look for a pause begun since), else
+        None, holding nothing. Raises at once when the client cannot send (closed, the
+        session of another event loop) or the budget fails, the error carrying
+        ``task_hash``."""
+        try:
+            if asyncio.get_running_loop() is not self._loop:
+                self._follow_loop()
+            gate = self._in_flight
+            if not gate.try_enter():
+                return None
+            try:
+                free = self.limiter.try_acquire()
+            except BaseException:
+                gate.leave()
+                raise
+            if not free:
+                gate.leave()
+                return None
+        except TaskwatchError as exc:
+            if exc.task_hash is None:
+                exc.task_hash = task_hash
+            raise
+        if self._key_proven and self._refused is None and self._stale_session is None:
             return self._send(url, task_hash, _HELD_NOW, True)
         return self._fetch(url, task_hash, True)
 

@@ -416,19 +416,24 @@ class Scheduler:
             task_hash not in streams
             and not self._urgent
             and not self._ready
-            and self._try_take_slot(task_hash)
+            and (fetch := path.fetch_now(url, task_hash)) is not None
         ):
             # Nobody polls the hash and a slot is free (held): send the request from the
             # caller's own task, behind a marker that a caller arriving meanwhile turns into
             # a stream (``_join_direct``). Nobody joins most calls: they pay for no stream.
             direct = streams[task_hash] = _Direct()
             try:
-                task = await path.fetch_held(url, task_hash)
+                task = await fetch
             except BaseException as exc:
                 self._direct_failed(task_hash, direct, exc)
                 raise
             if direct.stream is None:  # nobody joined: nothing to hand out, nothing to learn
-                self._forget_direct(task_hash, direct)
+                if streams.get(task_hash) is direct:  # (unless the loop changed meanwhile)
+                    del streams[task_hash]
+                # A loop that saw the marker waits for work: when nothing else is left, wake
+                # it, so that it ends (else it would outlive every watch).
+                if not streams and not self._requests and self._loop_task is not None:
+                    self._poke()
             else:
                 self._direct_done(direct, task)
             return task
@@ -491,15 +496,6 @@ class Scheduler:
         stream.request = direct
         direct.stream, direct.sub = stream, sub
         return stream
-
-    def _try_take_slot(self, task_hash: str) -> bool:
-        """``RequestPath.try_take_slot``, its errors carrying ``task_hash``."""
-        try:
-            return self._path.try_take_slot()
-        except TaskwatchError as exc:
-            if exc.task_hash is None:
-                exc.task_hash = task_hash
-            raise
 
     # -- the loop --------------------------------------------------------------------------
 
