@@ -4,6 +4,7 @@ what a budget shared on Redis adds (when a Redis server answers at $REDIS_URL).
 
     python -m benchmarks.overhead [--quick]
     python -m benchmarks.overhead --bytecodes   # Python bytecodes per call instead of CPU
+    python -m benchmarks.overhead --bytecodes --by-function 30   # and where they differ
 
 The server runs in its own process; CPU is this process's ``time.process_time``. Rounds are
 interleaved (each round runs every client once, in a rotating order) and medians reported.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import os
 import sys
@@ -170,10 +172,12 @@ async def run(quick: bool) -> dict[str, Any]:
     return results
 
 
-async def count_bytecodes(calls: int = 1000) -> dict[str, dict[str, float]]:
-    """Python bytecodes executed per call by raw aiohttp and taskwatch, for each mode."""
+async def count_bytecodes(calls: int = 1000, by_function: int = 0) -> dict[str, dict[str, float]]:
+    """Python bytecodes executed per call by raw aiohttp and taskwatch, for each mode; with
+    ``by_function``, also the functions whose counts differ most between the two."""
     counted: dict[str, dict[str, float]] = {}
     count = 0
+    per_code: collections.Counter[types.CodeType] = collections.Counter()
 
     def trace_frame(frame: types.FrameType, event: str, arg: object) -> Any:
         nonlocal count
@@ -182,7 +186,12 @@ async def count_bytecodes(calls: int = 1000) -> dict[str, dict[str, float]]:
             frame.f_trace_lines = False
         elif event == "opcode":
             count += 1
+            if by_function:
+                per_code[frame.f_code] += 1
         return trace_frame
+
+    functions: dict[str, dict[str, collections.Counter[str]]] = {}
+    done_calls: dict[str, int] = {}
 
     with ServerProcess() as server:
         async with AsyncExitStack() as stack:
@@ -201,18 +210,54 @@ async def count_bytecodes(calls: int = 1000) -> dict[str, dict[str, float]]:
                             await call(task_hash)
 
                     count = 0
+                    per_code.clear()
                     sys.settrace(trace_frame)
                     try:
                         await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
                     finally:
                         sys.settrace(None)
                     counted.setdefault(mode, {})[name] = count / (per_caller * concurrency)
+                    done_calls[mode] = per_caller * concurrency
+                    functions.setdefault(mode, {})[name] = collections.Counter(
+                        {_function_name(code): n for code, n in per_code.items()}
+                    )
     for mode, figures in counted.items():
         say(f"\nPython bytecodes per call, {mode}")
         say(table([(name, f"{n:,.0f}") for name, n in figures.items()], ["client", "bytecodes"]))
         ratio = figures["taskwatch"] / figures["raw aiohttp"]
         say(f"taskwatch / raw aiohttp: {ratio:.2f}x")
+        if by_function:
+            ours, raw = functions[mode]["taskwatch"], functions[mode]["raw aiohttp"]
+            done = done_calls[mode]
+            rows = sorted(set(ours) | set(raw), key=lambda f: -abs(ours[f] - raw[f]))
+            say(f"the {by_function} functions whose counts differ most (per call)")
+            say(
+                table(
+                    [
+                        (
+                            f,
+                            f"{ours[f] / done:,.0f}",
+                            f"{raw[f] / done:,.0f}",
+                            f"{(ours[f] - raw[f]) / done:+,.0f}",
+                        )
+                        for f in rows[:by_function]
+                    ],
+                    ["function", "taskwatch", "raw aiohttp", "difference"],
+                )
+            )
     return counted
+
+
+def _function_name(code: types.CodeType) -> str:
+    """A function as ``module-ish path:qualified name``, short enough for a table."""
+    path = code.co_filename
+    for marker in ("site-packages/", "/lib/python"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    else:
+        path = os.path.relpath(path) if os.path.isabs(path) else path
+    return f"{path}:{getattr(code, 'co_qualname', code.co_name)}"
 
 
 def report(results: dict[str, Any], quick: bool) -> dict[str, Any]:
@@ -263,9 +308,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--bytecodes", action="store_true", help="count Python bytecodes per call instead"
     )
+    parser.add_argument(
+        "--by-function",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --bytecodes: also the N functions whose counts differ most from raw aiohttp",
+    )
     args = parser.parse_args(argv)
     if args.bytecodes:
-        asyncio.run(count_bytecodes(200 if args.quick else 1000))
+        asyncio.run(count_bytecodes(200 if args.quick else 1000, args.by_function))
         return
     report(asyncio.run(run(args.quick)), args.quick)
 
