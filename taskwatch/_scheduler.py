@@ -465,8 +465,11 @@ class Scheduler:
         stream.request = None
         if len(stream.subs) == 1:  # those who joined have left: the same as nobody
             self.leave(sub)
-        else:
-            self._deliver(stream, task)
+            return
+        self._deliver(stream, task)
+        # A watch that joined has its next poll scheduled now: the loop, waiting with no
+        # timer for it (its request ran outside the loop), must wake to arm one.
+        self._poke()
 
     def _direct_failed(self, task_hash: str, direct: _Direct, exc: BaseException) -> None:
         """A direct request failed with ``exc`` (or its caller was cancelled): those who

@@ -28,12 +28,13 @@ OTHER = "0" * 32
 @dataclass
 class HeldServer:
     """Answers every task at once, but ``HELD``'s only once ``release`` is set; 404 for
-    hashes in ``missing``. Counts requests per hash."""
+    hashes in ``missing``. Counts requests per hash; each answer has one result more."""
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
     missing: set[str] = field(default_factory=set)
     requests: dict[str, int] = field(default_factory=dict)
     total_results: int = 0
+    running: bool = False  # answer a running task (whose results rise) instead of a done one
 
     async def handle(self, request: web.Request) -> web.Response:
         task_hash = request.match_info["task_hash"]
@@ -47,6 +48,8 @@ class HeldServer:
         body = fixture_json("get-task-200.json")
         body["hash_value"] = task_hash
         body["status"]["total_results"] = self.total_results
+        if self.running:
+            body["status"].update(status="running", is_done=False, ended_at=None)
         return web.Response(
             body=json.dumps(body).encode(), content_type="application/json", headers=headers
         )
@@ -218,3 +221,30 @@ async def test_a_budget_failing_before_the_direct_request_holds_no_room_in_fligh
         assert error.value.task_hash == HELD
         task = await asyncio.wait_for(client.get_task(HELD), 5)
         assert task.hash_value == HELD
+
+
+async def test_a_watch_that_joined_a_direct_request_goes_on_polling(
+    held: tuple[HeldServer, Client],
+) -> None:
+    server, client = held
+    server.running = True
+    first = asyncio.ensure_future(client.get_task(HELD))
+    await _in_flight(server)
+    seen: list[Task] = []
+
+    async def watch() -> None:
+        async for task in client.watch(HELD, min_interval=0.01, max_interval=0.02):
+            seen.append(task)
+            if len(seen) == 3:
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    await _settled()
+    server.release.set()
+    task = await first
+    await asyncio.wait_for(watcher, 5)
+    assert seen[0] is task  # the direct request's snapshot, then polls of the watch's own
+    assert [t.total_results for t in seen] == [2, 3, 4]
+    assert server.requests[HELD] == 3
+    await _settled()
+    assert taskwatch_tasks() == []
