@@ -1,11 +1,12 @@
 """The request path: fetch one task, within the in-flight cap and the rate budget, with retries.
 
 Everything above it (``Client.get_task``, the watches) asks it for one thing through one narrow
-interface: ``url_for(task_hash)`` once, then ``fetch(url, task_hash) -> Task`` per poll. A fetch
+interface: ``url_for(task_hash)`` once, then ``fetch(url, task_hash) -> Task`` per poll (or
+``fetch_now``, which sends only if room in flight and a budget slot are free at once). A fetch
 goes: the in-flight gate -> the limiter -> one GET on a pooled connection (the only place aiohttp
-and asyncio exceptions are turned into ``TransportError``) -> bytes -> ``_protocol.parse_task``.
-Transient failures are retried with tenacity; the first attempt runs outside tenacity so that a
-poll that succeeds pays nothing for the retry machinery.
+and asyncio exceptions are turned into ``TransportError``) -> bytes -> ``_protocol.read_task``.
+Transient failures are retried with tenacity; the first attempt is one coroutine, outside
+tenacity, so that a poll that succeeds pays nothing for the retry machinery.
 
 It owns the session (unless the caller gave one), the counters ``Client.stats()`` reports, and
 the clock, sleep and random source every layer above uses (injectable for tests).
