@@ -662,10 +662,15 @@ class Scheduler:
         if stream.phase is _PENDING:
             rate = _priority.start_hazard(taught.starts, taught.pending_for, low, high)
             return _priority.index(_PENDING, now - last, rate, low, high, started_rate=fleet)
-        rate = _priority.change_rate(
-            stream.changes_seen, now - stream.phase_since, fleet, low, high
-        )
         ending = _priority.end_hazard(taught.ends, taught.running_for, low, high)
+        rate = _priority.change_rate(
+            stream.changes_seen,
+            now - stream.phase_since,
+            fleet,
+            low,
+            high,
+            prior_for=1 / ending if taught.ends else None,
+        )
         return _priority.index(_RUNNING, now - last, rate, low, high, ending=ending)
 
     def _spend(self, slot: asyncio.Task[bool]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -41,6 +42,40 @@ FLOOR = 1 / (RATE_FLOOR_INTERVALS * HIGH)
 )
 def test_change_rate(changes: int, seen_for: float, fleet: float, expected: float) -> None:
     assert change_rate(changes, seen_for, fleet, LOW, HIGH) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("changes", "seen_for", "fleet", "prior_for", "expected"),
+    [
+        # (changes + fleet * prior_for) / (seconds + prior_for): a prior worth prior_for s
+        (0, 0.0, 0.1, 300.0, 0.1),  # seen for no time: the fleet's rate
+        (3, 60.0, 0.1, 300.0, 33 / 360),  # three changes in a minute: still about typical
+        (30, 60.0, 0.1, 300.0, 60 / 360),  # thirty: faster, not five times faster
+        (3000, 6000.0, 0.1, 300.0, 3030 / 6300),  # seen for many spells: its own rate
+        (0, 6000.0, 0.1, 300.0, 30 / 6300),
+        (9, 60.0, 1 / 30, None, 10 / 90),  # no prior given: one change at the fleet's rate
+        (9, 60.0, 1 / 30, 1.0, 10 / 90),  # never less than that
+        (0, 0.0, 0.1, 1e12, 0.1),
+    ],
+)
+def test_change_rate_with_a_prior_spell(
+    changes: int, seen_for: float, fleet: float, prior_for: float | None, expected: float
+) -> None:
+    got = change_rate(changes, seen_for, fleet, LOW, HIGH, prior_for=prior_for)
+    assert got == pytest.approx(expected)
+
+
+def test_a_rate_read_from_a_short_spell_stays_near_the_fleets() -> None:
+    """Two tasks seen for two polls of a minute each, one with twice the other's pages: with
+    a prior of one typical spell (five minutes) their rates differ by far less than twice,
+    with the default prior (one change) by almost twice; after many spells, by twice."""
+    fleet, spell = 0.1, 300.0
+    short = [change_rate(n, 120.0, fleet, LOW, HIGH, prior_for=spell) for n in (6, 12)]
+    assert short[1] / short[0] < 1.25
+    bare = [change_rate(n, 120.0, fleet, LOW, HIGH) for n in (6, 12)]
+    assert bare[1] / bare[0] > 1.7
+    long = [change_rate(n, 1e5, fleet, LOW, HIGH, prior_for=spell) for n in (5000, 10000)]
+    assert long[1] / long[0] == pytest.approx(2.0, rel=0.01)
 
 
 @pytest.mark.parametrize(
@@ -120,9 +155,10 @@ ENDING = 1 / (COMPLETION_HAZARD_INTERVALS * 30)
         # (r + ending) t^2 / 2: the changes and the end accumulated since the last poll
         (Phase.RUNNING, 10.0, 0.2, None, None, (0.2 + ENDING) * 50),
         (Phase.RUNNING, 10.0, 0.2, None, 0.01, 0.21 * 50),
-        # h t^2 / 2 for the start, plus h r0 t^3 / 6 for the changes made before it is seen
-        (Phase.PENDING, 60.0, 0.01, None, None, 0.01 * 1800 + 0.01 * (1 / 30) * 36000),
-        (Phase.PENDING, 60.0, 0.01, 0.5, None, 0.01 * 1800 + 0.01 * 0.5 * 36000),
+        # h t^2 / 2 for the start, plus h r0 t^3 / 3 for the changes made before it is seen
+        # (the marginal cost of the interval: see test_the_index_is_the_marginal_cost)
+        (Phase.PENDING, 60.0, 0.01, None, None, 0.01 * 1800 + 0.01 * (1 / 30) * 72000),
+        (Phase.PENDING, 60.0, 0.01, 0.5, None, 0.01 * 1800 + 0.01 * 0.5 * 72000),
         (Phase.PENDING, 0.0, 0.01, 0.5, None, 0.0),
     ],
 )
@@ -136,6 +172,53 @@ def test_index(
 ) -> None:
     got = index(phase, since, rate, LOW, HIGH, started_rate=started_rate, ending=ending)
     assert got == pytest.approx(expected)
+
+
+def _interval_cost(phase: Phase, t: float, rate: float, started_rate: float) -> float:
+    """c(t): the expected detection delay one poll interval of ``t`` seconds leaves.
+    Running: r t changes, each t / 2 late. Pending: a start at hazard h, uniform in the
+    interval, seen d = U(0, t) late, with r0 d changes meanwhile, each d / 2 late."""
+    if phase is Phase.RUNNING:
+        return rate * t * t / 2
+    return rate * (t * t / 2 + started_rate * t**3 / 6)
+
+
+@pytest.mark.parametrize(
+    ("phase", "since", "rate", "started_rate"),
+    [
+        (Phase.RUNNING, 10.0, 0.2, 0.1),
+        (Phase.RUNNING, 300.0, 0.01, 0.1),
+        (Phase.PENDING, 60.0, 1 / 600, 0.1),
+        (Phase.PENDING, 200.0, 1 / 600, 0.3),
+        (Phase.PENDING, 5.0, 0.01, 1 / 30),
+    ],
+)
+def test_the_index_is_the_marginal_cost(
+    phase: Phase, since: float, rate: float, started_rate: float
+) -> None:
+    """The index is t c'(t) - c(t): the level at which the budget is spent best (the
+    Lagrange condition of the total delay per second, sum c(T) / T, under a fixed number of
+    polls a second)."""
+    step = 1e-4 * since
+    cost = functools.partial(_interval_cost, phase, rate=rate, started_rate=started_rate)
+    slope = (cost(since + step) - cost(since - step)) / (2 * step)
+    marginal = since * slope - cost(since)
+    got = index(phase, since, rate, LOW, HIGH, started_rate=started_rate, ending=0.0)
+    assert got == pytest.approx(marginal, rel=1e-6)
+
+
+def test_the_marginal_index_polls_a_pending_task_sooner_than_the_delay_accumulated() -> None:
+    """Ranking by the delay accumulated so far, c(t), reaches a level later for a pending
+    task than the marginal index does: it would leave starts unseen longer."""
+    hazard, fleet, level = 1 / 600, 0.13, 50.0
+    marginal = _interval_at(level, Phase.PENDING, hazard, started_rate=fleet)
+    low, high = 0.0, 1e6
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (
+            (mid, high) if _interval_cost(Phase.PENDING, mid, hazard, fleet) < level else (low, mid)
+        )
+    assert marginal < 0.85 * low
 
 
 def _interval_at(level: float, phase: Phase, rate: float, started_rate: float = 0.1) -> float:

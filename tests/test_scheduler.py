@@ -424,3 +424,54 @@ async def test_an_idle_watch_holds_under_a_kilobyte() -> None:
     )
     print(f"{held / watches:.0f} bytes per idle watch")
     assert held / watches <= 1024
+
+
+async def test_a_binding_budget_sees_every_start_within_a_bounded_delay() -> None:
+    """Three tasks processing a page a second and twenty-four pending ones, which start one
+    every 45 s and then process a page a second too, share half a request a second: round-
+    robin would poll each every 54 s and see a start 27 s late on average, 54 s at most. With
+    changes this frequent the delay-optimal index gives the running tasks about twice their
+    share, and a pending task's poll is worth what a start unseen costs at the margin (the
+    changes it would miss, twice the delay accumulated so far): every start is seen, on
+    average within 2.5 times round-robin's mean delay, none later than 2.4 times its longest.
+    (Ranking by the delay accumulated so far left one unseen for 143 s.)"""
+    time = FakeTime()
+    api = SimulatedTaskAPI(rate_limit=None, clock=time.clock)
+    starts: dict[str, float] = {}
+    async with api:
+        running = [api.add_task(pages_rising(1.0, 2000.0)) for _ in range(3)]
+        for n in range(24):
+            start = 100.0 + 45.0 * n + 7.0 * (n % 5)
+            script = [ScriptStep(at=0, status="pending")]
+            script += [
+                ScriptStep(at=start + k, status="running", total_results=3 * k, total_pages=k)
+                for k in range(int(2000 - start))
+            ]
+            starts[api.add_task(script)] = start
+        client = Client(api.api_key, base_url=api.base_url, requests_per_minute=30.0)
+        time.install(client)
+        async with client:
+            origin = time.now
+            seen: dict[str, float] = {}
+
+            async def watch_all() -> None:
+                async for task in client.watch_many(
+                    [*running, *starts], min_interval=1.0, max_interval=30.0, timeout=1500.0
+                ):
+                    if task.hash_value in starts and task.status.status != "pending":
+                        seen.setdefault(task.hash_value, time.now - origin)
+
+            with pytest.raises(WatchTimeout):
+                await watch_all()
+        polls_running = statistics.fmean(api.requests_for(h) for h in running)
+    delays = [seen[h] - at for h, at in starts.items()]
+    cycle = 27 / 0.5  # round-robin: every watch once per 54 s
+    print(
+        f"starts seen {statistics.fmean(delays):.1f} s late on average, {max(delays):.0f} s at "
+        f"most (round-robin {cycle / 2:.0f} s, {cycle:.0f} s); running polled "
+        f"{polls_running:.0f} times each (round-robin {1500 / cycle:.0f})"
+    )
+    assert sorted(seen) == sorted(starts)
+    assert statistics.fmean(delays) <= 2.5 * cycle / 2
+    assert max(delays) <= 2.4 * cycle
+    assert polls_running >= 1.5 * 1500 / cycle  # and the running tasks still get the most
