@@ -27,11 +27,14 @@ that the index was not designed on, and, offline, over a sweep of budgets on bot
 figure of delay against the budget (``plots.delay_vs_budget``, the first mix:
 docs/images/delay-vs-budget.png from a full run; ``--quick`` sweeps three budgets of its
 smaller workload and writes the figure to benchmarks/results/), and the index's worst ratio
-to round-robin over every budget of both.
+to round-robin over every budget of both. Last, the frontier of starts against the mean, offline
+on both mixes: the pending tasks given 1.0 down to 0.7 times round-robin's share of the slots
+(``_share_pick``), to show what seeing starts as soon as round-robin costs.
 
 Detection delay: from a task's start (its first state other than pending), each rise of its
 results, or its completion, to the first snapshot that shows it. Events in the measurement
-window only; one still unseen at the end counts as seen at the end.
+window only; one still unseen at the end counts as seen at the end. Starts are also reported
+by their p99 and their longest delay: a mean could hide a few pending tasks left waiting.
 """
 
 from __future__ import annotations
