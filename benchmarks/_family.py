@@ -90,5 +90,23 @@ FAMILY = (
     Member("time scale x5", (60.0, 900.0), (30.0, 120.0), (3.0, 10.0), 5.0),
 )
 FIXED_INTERVALS = (2.0, 3.0, 5.0, 10.0, 20.0, 40.0, 80.0)
+TARGET = 0.5  # taskwatch's requests over fixed polling's at equal mean delay, on every cell
 REACH = 4.0  # the unscaled fixed intervals reach this factor below the scaled sweep
 OURS = ((0.5, 20.0), (1.0, 30.0), (2.0, 60.0))
+
+
+def seed(member: int, repeat: int = 0) -> int:
+    """The seed of the tasks of ``FAMILY[member]`` in its ``repeat``-th sample."""
+    return 7 + member + 100 * repeat
+
+
+def cell_verdict(ratio: float | None, bound: float | None) -> str:
+    """A cell's verdict against ``TARGET``, given taskwatch's ``ratio`` and the ``bound``
+    (the best possible, None when unknown): met; infeasible when even the bound lies above
+    the target (with how close to the bound taskwatch came); missed otherwise."""
+    if ratio is not None and ratio <= TARGET:
+        return "met"
+    if bound is not None and bound > TARGET:
+        close = f", taskwatch {ratio / bound:.2f}x the bound" if ratio is not None else ""
+        return f"infeasible (bound {bound:.2f}x > {TARGET:g}x{close})"
+    return "MISSED" if ratio is not None else "MISSED (off the fixed curve)"
