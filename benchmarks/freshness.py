@@ -11,6 +11,11 @@ intervals swept), all side by side in one run on one simulated API in its own pr
 each: requests per task and mean detection delay (from each server-side change to the first
 snapshot showing it), and taskwatch's requests divided by fixed polling's at the same mean
 delay (interpolated). The worst ratio over the family is what counts, against <= 0.5x.
+A member whose tasks change only a few times is measured on several samples of tasks, one
+after another, pooled (with the spread over the samples), so that its figure rests on at
+least ``MIN_CHANGES`` changes. Each cell (member and setting) gets a verdict: met, missed, or
+infeasible where even the best possible on the same tasks (the offline model's oracles,
+``_offline_fresh.bounds``) lies above the target, with how close taskwatch came to it.
 
 Part 2, a binding budget (200 tasks, 90 requests/minute, the server enforcing it): taskwatch
 must see zero 429s, and its mean detection delay is compared with the bound a round-robin
