@@ -1,6 +1,6 @@
 """The freshness family offline: a deterministic discrete-event model, in seconds of CPU.
 
-    python -m benchmarks._offline_fresh [--tasks N] [--seeds K] [--json PATH]
+    python -m benchmarks._offline_fresh [--tasks N] [--seeds K] [--clients C] [--json PATH]
 
 The live benchmark (``benchmarks.freshness``) runs every strategy over real sockets against a
 simulated API, on a shared machine: slow, and noisy. This model runs the same task scripts
@@ -34,7 +34,9 @@ second and a change of policy can be judged on the whole family at once (``_fami
   running, over a grid within ``[min_interval, max_interval]``. Achievable, so it bounds the
   best possible from above; the truth lies between it and the oracles.
 
-Every ratio is the live benchmark's: requests per task over fixed polling's at the same mean
+With ``--clients C`` the tasks are shared by C clients, each learning its fleet's rates from
+its own share alone, as the live benchmark's clients of 20 tasks do (``--tasks 200 --clients
+10``). Every ratio is the live benchmark's: requests per task over fixed polling's at the same mean
 detection delay (interpolated on the fixed curve), over each server-side change (each rise of
 ``total_results``, and the end). Request latency is left out (``--latency`` adds a constant).
 """
@@ -449,10 +451,39 @@ def bounds(member: Member, tasks: list[Script], reach: bool = True) -> dict[str,
     return out
 
 
+def run_clients(
+    tasks: list[Script],
+    interval: Interval,
+    low: float,
+    high: float,
+    seed: int = 0,
+    latency: float = 0.0,
+    clients: int = 1,
+) -> tuple[int, dict[int, Seen]]:
+    """``run_policy`` with the tasks split into ``clients`` consecutive shares as even as can
+    be, each watched by a client of its own (its own fleet learning, its jitter seeded with
+    ``seed`` plus its number): requests in all, and the snapshots per task."""
+    if clients < 1:
+        raise ValueError(f"clients must be at least 1, got {clients!r}")
+    requests, seen = 0, dict[int, Seen]()
+    for number in range(clients):
+        first, last = len(tasks) * number // clients, len(tasks) * (number + 1) // clients
+        sent, share = run_policy(tasks[first:last], interval, low, high, seed + number, latency)
+        requests += sent
+        seen.update({first + i: s for i, s in share.items()})
+    return requests, seen
+
+
 def measure(
-    member: Member, tasks: int, seed: int, latency: float = 0.0, bounds: bool = True
+    member: Member,
+    tasks: int,
+    seed: int,
+    latency: float = 0.0,
+    bounds: bool = True,
+    clients: int = 1,
 ) -> dict[str, Any]:
-    """One member: every policy and setting, with the bounds, as ratios at equal delay."""
+    """One member: every policy and setting, with the bounds, as ratios at equal delay; the
+    policies' tasks watched by ``clients`` clients (``run_clients``)."""
     family = scripts(member, tasks, seed)
     curve = fixed_curve(member, family, latency)
     expected = {str(i): changes(s) for i, s in enumerate(family)}
@@ -460,7 +491,7 @@ def measure(
     for low, high in OURS:
         cell: dict[str, Any] = {}
         for name, interval in POLICIES.items():
-            requests, seen = run_policy(family, interval, low, high, seed, latency)
+            requests, seen = run_clients(family, interval, low, high, seed, latency, clients)
             delays = detection_delays(expected, {str(i): s for i, s in seen.items()})
             delay = statistics.fmean(delays)
             cell[name] = {
@@ -574,12 +605,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=200, help="tasks per member")
     parser.add_argument("--seeds", type=int, default=1, help="samples per member (seeds)")
     parser.add_argument("--latency", type=float, default=0.0, help="request latency, s")
+    parser.add_argument(
+        "--clients", type=int, default=1, help="clients sharing the tasks (10 of 20: live)"
+    )
     parser.add_argument("--no-bounds", action="store_true", help="skip the oracle and grid")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
     results = [
         [
-            measure(m, args.tasks, seed(i, k), args.latency, not args.no_bounds and k == 0)
+            measure(
+                m,
+                args.tasks,
+                seed(i, k),
+                args.latency,
+                not args.no_bounds and k == 0,
+                args.clients,
+            )
             for k in range(args.seeds)
         ]
         for i, m in enumerate(FAMILY)

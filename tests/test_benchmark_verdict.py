@@ -52,3 +52,22 @@ def test_each_sample_of_a_member_has_its_own_tasks() -> None:
     assert seed(0) == 7  # the first sample is the one the benchmark always measured
     seeds = {seed(i, k) for i in range(len(FAMILY)) for k in range(freshness.MAX_REPEATS)}
     assert len(seeds) == len(FAMILY) * freshness.MAX_REPEATS
+
+
+def test_the_offline_model_shares_tasks_among_clients_that_learn_apart() -> None:
+    member = next(m for m in FAMILY if "40-80 s" in m.name)
+    tasks = _offline_fresh.scripts(member, 30, seed(FAMILY.index(member)))
+    policy = _offline_fresh.POLICIES["taskwatch"]
+    one = _offline_fresh.run_clients(tasks, policy, 1.0, 30.0, seed=5)
+    assert one == _offline_fresh.run_policy(tasks, policy, 1.0, 30.0, 5)
+    # three clients of ten: each its own run, its own fleet, jitter seeded 5, 6 and 7
+    shares = [
+        _offline_fresh.run_policy(tasks[10 * k : 10 * (k + 1)], policy, 1.0, 30.0, 5 + k)
+        for k in range(3)
+    ]
+    requests, seen = _offline_fresh.run_clients(tasks, policy, 1.0, 30.0, seed=5, clients=3)
+    assert requests == sum(sent for sent, _ in shares)
+    assert seen == {10 * k + i: s for k, (_, share) in enumerate(shares) for i, s in share.items()}
+    assert requests != one[0]  # a fleet that learns from ten tasks polls otherwise
+    with pytest.raises(ValueError, match="clients must be at least 1"):
+        _offline_fresh.run_clients(tasks, policy, 1.0, 30.0, clients=0)
