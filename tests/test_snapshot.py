@@ -118,3 +118,36 @@ def test_a_documented_pending_snapshot_packs_small() -> None:
     assert len(packed) == 9
     assert packed[0] is None
     assert sys.getsizeof(packed) <= sys.getsizeof(tuple(range(9)))
+
+
+def test_parameters_are_kept_without_a_dict_of_their_own() -> None:
+    task = _task(params={"url": "https://example.com/?q=1", "pages": [1, 2]})
+    packed = pack(task, TASK_HASH)
+    assert not any(isinstance(value, dict) for value in packed)
+    assert unpack(packed, TASK_HASH).params == task.params
+    # Two keys cost four tuple slots and a count: less than the smallest dict alone.
+    assert sys.getsizeof(packed) - sys.getsizeof(pack(_task(), TASK_HASH)) < sys.getsizeof({})
+
+
+def test_the_names_snapshots_repeat_are_kept_once() -> None:
+    # Two responses decode to equal strings that are not the same object; kept, they are.
+    body = (
+        fixture_bytes("get-task-200.json")
+        .replace(b'"module": 5', b'"module": "google-maps-search"')
+        .replace(b'"object": "task"', b'"object": "runtask"')
+    )
+    first, second = parse_task(body, TASK_HASH), parse_task(body, TASK_HASH)
+    assert first.module is not second.module
+    assert first.object is not second.object
+    assert first.status.done_reason is not second.status.done_reason
+    a, b = pack(first, TASK_HASH), pack(second, TASK_HASH)
+    assert a == b
+    names = [first.module, first.object, first.status.status, first.status.done_reason]
+    names += list(first.params)
+    for name in names:
+        assert isinstance(name, str)
+        places = [i for i, value in enumerate(a) if value == name and isinstance(value, str)]
+        assert places
+        assert all(a[i] is b[i] for i in places)
+    assert unpack(a, TASK_HASH) == first
+    assert unpack(b, TASK_HASH) == second
