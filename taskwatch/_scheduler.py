@@ -57,7 +57,7 @@ from .models import Task, TaskState
 if TYPE_CHECKING:
     from ._request import RequestPath
 
-__all__ = ["SCAN_LIMIT", "Mailbox", "Scheduler", "Sink", "Subscriber", "within"]
+__all__ = ["SCAN_LIMIT", "Mailbox", "Scheduler", "Sink", "Subscriber", "Terms", "within"]
 
 _T = TypeVar("_T")
 
@@ -89,48 +89,76 @@ class Sink(Protocol):
     def end(self, sub: Subscriber, error: BaseException | None) -> None: ...
 
 
-class Subscriber:
-    """One caller on a stream, with its own yield rules and deadline.
+class Terms:
+    """What the watches of one call share: where their snapshots go (``sink``), their change
+    key (None: a one-shot ``get_task``), their intervals and their timeout. ``watch_many``
+    keeps one for all its watches rather than a copy each."""
 
-    ``key`` None makes a one-shot subscriber (``get_task``): it takes the next snapshot and
-    ends. Otherwise it follows ``_policy.decide``: the first snapshot, every change of its
-    key, then the terminal one, and it ends.
-    """
-
-    __slots__ = (
-        "deadline",
-        "key",
-        "last",
-        "last_key",
-        "last_state",
-        "max_interval",
-        "min_interval",
-        "sink",
-        "stream",
-        "task_hash",
-        "timeout",
-    )
+    __slots__ = ("key", "max_interval", "min_interval", "sink", "timeout")
 
     def __init__(
         self,
-        task_hash: str,
         sink: Sink,
         key: _policy.ChangeKey | None,
         min_interval: float = 1.0,
         max_interval: float = 30.0,
         timeout: float | None = None,
     ) -> None:
-        self.task_hash = task_hash
         self.sink = sink
         self.key = key
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.timeout = timeout
-        self.deadline: float | None = None
+
+
+class Subscriber:
+    """One caller on a stream, with its own yield rules and deadline (its ``terms``, maybe
+    shared with the other watches of its call).
+
+    ``key`` None makes a one-shot subscriber (``get_task``): it takes the next snapshot and
+    ends. Otherwise it follows ``_policy.decide``: the first snapshot, every change of its
+    key, then the terminal one, and it ends.
+    """
+
+    __slots__ = ("last", "last_key", "last_state", "since", "stream", "task_hash", "terms")
+
+    def __init__(self, task_hash: str, terms: Terms) -> None:
+        self.task_hash = task_hash
+        self.terms = terms
+        # When it subscribed, if it has a timeout (the deadline follows): the same float as
+        # its stream's phase start when it made the stream, so most watches keep none.
+        self.since: float | None = None
         self.last_key: Hashable | object = _policy.unset()
         self.last_state: object = None
         self.stream: _Stream | None = None
         self.last: _snapshot.Packed | None = None  # set when it leaves, for WatchTimeout.last
+
+    @property
+    def sink(self) -> Sink:
+        return self.terms.sink
+
+    @property
+    def key(self) -> _policy.ChangeKey | None:
+        return self.terms.key
+
+    @property
+    def min_interval(self) -> float:
+        return self.terms.min_interval
+
+    @property
+    def max_interval(self) -> float:
+        return self.terms.max_interval
+
+    @property
+    def timeout(self) -> float | None:
+        return self.terms.timeout
+
+    @property
+    def deadline(self) -> float | None:
+        """When its timeout ends, on the scheduler's clock (None: no timeout, or not
+        subscribed yet)."""
+        since, timeout = self.since, self.terms.timeout
+        return None if since is None or timeout is None else since + timeout
 
     def last_snapshot(self) -> Task | None:
         """The last snapshot its stream fetched (while on it, or when it left), if any."""
@@ -143,6 +171,7 @@ class _Stream:
     """One hash's polls: what they taught, and when the next is due."""
 
     __slots__ = (
+        "_subs",
         "changes_seen",
         "generation",
         "last",
@@ -157,14 +186,14 @@ class _Stream:
         "quiet",
         "request",
         "sent",
-        "subs",
         "task_hash",
         "urgent",
     )
 
     def __init__(self, task_hash: str, now: float) -> None:
         self.task_hash = task_hash
-        self.subs: tuple[Subscriber, ...] = ()  # a tuple: most streams have one caller
+        # Its callers: the one itself, or a tuple (see ``subs``).
+        self._subs: Subscriber | tuple[Subscriber, ...] = ()
         self.last: _snapshot.Packed | None = None  # the last snapshot fetched, kept compactly
         self.last_state: object = None
         self.quiet = 0  # polls since the last change
@@ -181,6 +210,17 @@ class _Stream:
         self.urgent = False
         self.min_interval = 1.0
         self.max_interval = 30.0
+
+    @property
+    def subs(self) -> tuple[Subscriber, ...]:
+        """Its callers, in the order they came. Most streams have one: it is kept alone,
+        without a tuple of its own."""
+        subs = self._subs
+        return (subs,) if isinstance(subs, Subscriber) else subs
+
+    @subs.setter
+    def subs(self, subs: tuple[Subscriber, ...]) -> None:
+        self._subs = subs[0] if len(subs) == 1 else subs
 
     def keep(self, task: Task) -> None:
         """Keep ``task`` as the last snapshot fetched (compactly: see ``_snapshot``)."""
@@ -281,7 +321,7 @@ class _Ignore:
         pass
 
 
-_IGNORE = _Ignore()
+_IGNORED = Terms(_Ignore(), None)
 
 
 class Scheduler:
@@ -343,7 +383,7 @@ class Scheduler:
         self._follow_loop()
         now = self._path.clock()
         if sub.timeout is not None:
-            sub.deadline = now + sub.timeout
+            sub.since = now
         if sub.key is not None:
             self.live_watches += 1
         entry = self._streams.get(sub.task_hash)
@@ -438,7 +478,7 @@ class Scheduler:
                 self._direct_done(direct, task)
             return task
         sink = _OneShot()
-        sub = Subscriber(task_hash, sink, None)
+        sub = Subscriber(task_hash, Terms(sink, None))
         self.subscribe(sub)
         try:
             return await sink.future
@@ -493,7 +533,7 @@ class Scheduler:
         subscriber whose sink ignores what it is handed (its snapshot, or error, is its
         request's own)."""
         stream = self._streams[task_hash] = _Stream(task_hash, now)
-        sub = Subscriber(task_hash, _IGNORE, None)
+        sub = Subscriber(task_hash, _IGNORED)
         sub.stream = stream
         stream.subs = (sub,)
         stream.request = direct

@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 
 from . import _policy, _protocol
 from ._cancel import cancel_and_wait
-from ._scheduler import Mailbox, Scheduler, Subscriber, within
+from ._scheduler import Mailbox, Scheduler, Subscriber, Terms, within
 from .errors import TaskFailedError, TaskwatchError, WatchTimeout
 from .models import Task
 
@@ -68,9 +68,8 @@ def watch_task(
     _check_timeout(timeout)
     scheduler.check_open()
     mailbox = Mailbox()
-    sub = Subscriber(
-        task_hash, mailbox, key or _policy.total_results, min_interval, max_interval, timeout
-    )
+    terms = Terms(mailbox, key or _policy.total_results, min_interval, max_interval, timeout)
+    sub = Subscriber(task_hash, terms)
     return _snapshots(scheduler, sub, mailbox)
 
 
@@ -216,10 +215,7 @@ class _Fleet:
         key: _policy.ChangeKey,
     ) -> None:
         self._scheduler = scheduler
-        self._min_interval = min_interval
-        self._max_interval = max_interval
-        self._timeout = timeout
-        self._key = key
+        self._terms = Terms(self, key, min_interval, max_interval, timeout)  # one for all
         self._queue: asyncio.Queue[Task | _Finished] = asyncio.Queue()
         self._put = self._queue.put_nowait
         self._subs: dict[str, Subscriber | None] = {}  # every hash seen; None once finished
@@ -245,9 +241,7 @@ class _Fleet:
         except TaskwatchError as exc:  # from an async source: an error for that hash
             self._put(_Finished(task_hash, exc))
             return
-        sub = Subscriber(
-            task_hash, self, self._key, self._min_interval, self._max_interval, self._timeout
-        )
+        sub = Subscriber(task_hash, self._terms)
         self._subs[task_hash] = sub
         self._scheduler.subscribe(sub)
 
