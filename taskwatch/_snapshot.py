@@ -2,17 +2,22 @@
 
 A ``Task`` is two attrs objects, a params dict and its strings (about 500 bytes for a pending
 task). A watch keeps its last snapshot only to hand it over if it times out, so it keeps the
-field values in one flat tuple instead (about 120 bytes for a pending task, plus 16 bytes and
-the value per parameter), and builds the ``Task`` again only when asked:
+field values instead, and builds the ``Task`` again only when asked:
 ``unpack(pack(task, h), h) == task`` for every Task of ``h``.
 
-The layout: the hash (None when it is the one watched), then the fields every snapshot sets;
-then, when ``params`` is not empty, the number of its keys and its keys and values in turn
-(no dict of its own: a dict of one key is 184 bytes, its two tuple slots 16); then the fields
-whose default is the common case, cut off after the last that is not its default. The names
-a snapshot repeats from task to task (its state, module and object kind, its parameters'
-keys, its done reason) are kept interned, so that a hundred thousand watches of one kind of
-task share one copy of each rather than keep the one their response decoded.
+Most of those values are the same from one task to the next (a hundred thousand pending tasks
+of one kind differ only in their creation time and their parameters' values), so they are
+kept apart, in a *shape* that equal snapshots share: the hash (None when it is the one
+watched), is_active, module, object, state, is_done, total_results, total_pages, has_errors,
+done_reason, errors, then the parameters' keys. What a watch keeps of its own is one small
+tuple: the shape, created_at, the parameters' values in the order of their keys, then
+started_at and ended_at, cut off after the last that is set (no dict of its own: a dict of
+one key is 184 bytes, its slot here 8). A pending task with one parameter comes to 64 bytes.
+
+Shapes are shared through a small table of the recent ones (``_SHAPES``, cleared when full,
+so it stays bounded however many kinds of task pass through); a shape that cannot be shared
+(unhashable errors, say) is kept as it is. Sharing never changes what ``unpack`` returns: a
+shape is shared only with one of equal values of the same types.
 """
 
 from __future__ import annotations
@@ -26,64 +31,82 @@ __all__ = ["Packed", "pack", "total_pages", "unpack"]
 
 Packed = tuple[Any, ...]
 
-# Elements always present: hash (or None), created_at, is_active, module, object, status,
-# is_done, total_results, total_pages.
-_FIXED = 9
-# The fields after the parameters, each with its default: has_errors, started_at, ended_at,
-# done_reason, errors.
-_DEFAULTS: tuple[Any, ...] = (False, None, None, None, None)
+# Elements of a shape before the parameters' keys: hash (or None), is_active, module, object,
+# status, is_done, total_results, total_pages, has_errors, done_reason, errors.
+_SHAPE_FIXED = 11
+# Elements of a packed snapshot before the parameters' values: shape, created_at.
+_OWN_FIXED = 2
+# The fields after the parameters' values, each None when unset: started_at, ended_at.
+_DATES = (None, None)
+
+# The shapes in use, each keyed by its values and their types (1, 1.0 and True are equal,
+# but a snapshot keeps the one it had). At most _SHAPES_MAX; cleared when full.
+_SHAPES: dict[Packed, Packed] = {}
+_SHAPES_MAX = 1024
 
 
-def _shared(value: Any) -> Any:
+def _name(value: Any) -> Any:
     """``value``, interned when it is a str: one copy per name, however many snapshots."""
     return sys.intern(value) if type(value) is str else value
 
 
+def _shared(shape: Packed) -> Packed:
+    """The shape in use equal to ``shape`` (values and types), else ``shape`` itself, kept
+    for the next snapshots when it can be."""
+    key = (*shape, *map(type, shape))
+    try:
+        kept = _SHAPES.get(key)
+    except TypeError:  # an unhashable value (errors as a list or an object): kept unshared
+        return shape
+    if kept is not None:
+        return kept
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()
+    _SHAPES[key] = shape
+    return shape
+
+
 def pack(task: Task, task_hash: str) -> Packed:
-    """``task`` (a snapshot of ``task_hash``) as a flat tuple that ``unpack`` turns back into
-    an equal Task. Values are shared with ``task`` (the repeated names interned), not copied."""
+    """``task`` (a snapshot of ``task_hash``) as a small tuple that ``unpack`` turns back into
+    an equal Task. Values are shared with ``task`` (the repeated names interned) or with
+    other snapshots of equal values, never copied."""
     status = task.status
-    fixed = (
-        None if task.hash_value == task_hash else task.hash_value,
-        task.created_at,
-        task.is_active,
-        _shared(task.module),
-        _shared(task.object),
-        _shared(status.status),
-        status.is_done,
-        status.total_results,
-        status.total_pages,
-    )
-    rest = (
-        status.has_errors,
-        status.started_at,
-        status.ended_at,
-        _shared(status.done_reason),
-        status.errors,
-    )
-    end = len(rest)
-    while end and rest[end - 1] is _DEFAULTS[end - 1]:
-        end -= 1
     params = task.params
-    if not params:
-        return (*fixed, 0, *rest[:end]) if end else fixed
-    items: list[Any] = [len(params)]
-    for name, value in params.items():
-        items += (_shared(name), value)
-    return fixed + tuple(items) + rest[:end]
+    shape = _shared(
+        (
+            None if task.hash_value == task_hash else task.hash_value,
+            task.is_active,
+            _name(task.module),
+            _name(task.object),
+            _name(status.status),
+            status.is_done,
+            status.total_results,
+            status.total_pages,
+            status.has_errors,
+            _name(status.done_reason),
+            status.errors,
+            *map(_name, params),
+        )
+    )
+    started, ended = status.started_at, status.ended_at
+    if ended is not None:
+        return (shape, task.created_at, *params.values(), started, ended)
+    if started is not None:
+        return (shape, task.created_at, *params.values(), started)
+    return (shape, task.created_at, *params.values())
 
 
 def total_pages(packed: Packed) -> int:
     """``status.total_pages`` of the Task that ``pack`` kept, without building it."""
-    pages: int = packed[_FIXED - 1]
+    pages: int = packed[0][7]
     return pages
 
 
 def unpack(packed: Packed, task_hash: str) -> Task:
     """The Task that ``pack(task, task_hash)`` kept: equal to ``task``."""
+    shape = packed[0]
     (
         hash_value,
-        created_at,
         is_active,
         module,
         kind,
@@ -91,16 +114,14 @@ def unpack(packed: Packed, task_hash: str) -> Task:
         is_done,
         total_results,
         total_pages,
-    ) = packed[:_FIXED]
-    params: dict[str, Any] = {}
-    rest = _FIXED
-    if len(packed) > _FIXED:
-        names = packed[_FIXED]
-        rest = _FIXED + 1 + 2 * names
-        for at in range(_FIXED + 1, rest, 2):
-            params[packed[at]] = packed[at + 1]
-    optional = packed[rest:]
-    has_errors, started_at, ended_at, done_reason, errors = optional + _DEFAULTS[len(optional) :]
+        has_errors,
+        done_reason,
+        errors,
+    ) = shape[:_SHAPE_FIXED]
+    names = shape[_SHAPE_FIXED:]
+    values_end = _OWN_FIXED + len(names)
+    dates = packed[values_end:]
+    started_at, ended_at = dates + _DATES[len(dates) :]
     return Task(
         hash_value=task_hash if hash_value is None else hash_value,
         status=TaskStatus(
@@ -114,9 +135,9 @@ def unpack(packed: Packed, task_hash: str) -> Task:
             has_errors=has_errors,
             errors=errors,
         ),
-        created_at=created_at,
+        created_at=packed[1],
         is_active=is_active,
-        params=params,
+        params=dict(zip(names, packed[_OWN_FIXED:values_end], strict=True)),
         module=module,
         object=kind,
     )

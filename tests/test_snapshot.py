@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import attrs
 import pytest
 
-from taskwatch import Task, TaskStatus
+from taskwatch import Task, TaskStatus, _snapshot
 from taskwatch._protocol import parse_task
 from taskwatch._snapshot import pack, unpack
 
@@ -113,11 +113,16 @@ def test_a_documented_pending_snapshot_packs_small() -> None:
     )
     packed = pack(pending, TASK_HASH)
     assert unpack(packed, TASK_HASH) == pending
-    # Nine slots (the defaults after them cut off) and no object of its own but the tuple:
-    # the hash is the watched one, the strings and numbers are the Task's.
-    assert len(packed) == 9
-    assert packed[0] is None
-    assert sys.getsizeof(packed) <= sys.getsizeof(tuple(range(9)))
+    # Two slots of its own (the shape and created_at: no parameters, no dates set) and no
+    # object of its own but the tuple: the hash is the watched one, the strings and numbers
+    # are the Task's, and the shape is the one another pending task of the kind has.
+    assert len(packed) == 2
+    assert packed[0][0] is None
+    assert sys.getsizeof(packed) <= sys.getsizeof(tuple(range(2)))
+    other = attrs.evolve(pending, hash_value="f" * 32, created_at=CREATED)
+    again = pack(other, "f" * 32)
+    assert again[0] is packed[0]
+    assert unpack(again, "f" * 32) == other
 
 
 def test_parameters_are_kept_without_a_dict_of_their_own() -> None:
@@ -130,11 +135,13 @@ def test_parameters_are_kept_without_a_dict_of_their_own() -> None:
 
 
 def test_the_names_snapshots_repeat_are_kept_once() -> None:
-    # Two responses decode to equal strings that are not the same object; kept, they are.
+    # Two responses decode to equal strings that are not the same object; kept, they are,
+    # even where their shapes cannot be shared (errors as a list: unhashable).
     body = (
         fixture_bytes("get-task-200.json")
         .replace(b'"module": 5', b'"module": "google-maps-search"')
         .replace(b'"object": "task"', b'"object": "runtask"')
+        .replace(b'"errors": null', b'"errors": ["blocked"]')
     )
     first, second = parse_task(body, TASK_HASH), parse_task(body, TASK_HASH)
     assert first.module is not second.module
@@ -142,12 +149,31 @@ def test_the_names_snapshots_repeat_are_kept_once() -> None:
     assert first.status.done_reason is not second.status.done_reason
     a, b = pack(first, TASK_HASH), pack(second, TASK_HASH)
     assert a == b
+    assert a[0] is not b[0]
     names = [first.module, first.object, first.status.status, first.status.done_reason]
     names += list(first.params)
     for name in names:
         assert isinstance(name, str)
-        places = [i for i, value in enumerate(a) if value == name and isinstance(value, str)]
+        places = [i for i, value in enumerate(a[0]) if value == name and isinstance(value, str)]
         assert places
-        assert all(a[i] is b[i] for i in places)
+        assert all(a[0][i] is b[0][i] for i in places)
     assert unpack(a, TASK_HASH) == first
     assert unpack(b, TASK_HASH) == second
+
+
+def test_a_shape_is_shared_only_with_values_of_the_same_types() -> None:
+    one, true = _task(module=1, errors=1), _task(module=True, errors=True)
+    a, b = pack(one, TASK_HASH), pack(true, TASK_HASH)
+    assert a[0] is not b[0]
+    assert type(unpack(a, TASK_HASH).module) is int
+    assert type(unpack(b, TASK_HASH).module) is bool
+    assert type(unpack(b, TASK_HASH).status.errors) is bool
+    assert pack(_task(module=1, errors=1), TASK_HASH)[0] is a[0]
+
+
+def test_the_table_of_shapes_stays_bounded() -> None:
+    many = _snapshot._SHAPES_MAX + 10
+    tasks = [_task(total_results=n) for n in range(many)]
+    packed = [pack(task, TASK_HASH) for task in tasks]
+    assert len(_snapshot._SHAPES) <= _snapshot._SHAPES_MAX
+    assert [unpack(p, TASK_HASH) for p in packed] == tasks
