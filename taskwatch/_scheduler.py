@@ -419,6 +419,14 @@ class Scheduler:
             return None
         return self._drop(stream)
 
+    def subscribers(self, terms: Terms) -> list[Subscriber]:
+        """The subscribers of ``terms`` still on a stream (those of one ``watch_many``)."""
+        found = []
+        for entry in self._streams.values():
+            if isinstance(entry, _Stream):
+                found += [sub for sub in entry.subs if sub.terms is terms]
+        return found
+
     async def release(self, subs: list[Subscriber]) -> None:
         """``leave`` each of ``subs``, then wait until what that ended has finished, the
         scheduler's own tasks included when nothing is left: nothing is left behind."""

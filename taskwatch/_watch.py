@@ -218,7 +218,9 @@ class _Fleet:
         self._terms = Terms(self, key, min_interval, max_interval, timeout)  # one for all
         self._queue: asyncio.Queue[Task | _Finished] = asyncio.Queue()
         self._put = self._queue.put_nowait
-        self._subs: dict[str, Subscriber | None] = {}  # every hash seen; None once finished
+        # Every hash an async source gave (duplicates are watched once). A list of hashes
+        # comes without duplicates: its watches are found on the scheduler when closing.
+        self._seen: set[str] | None = None
         self._open = 0  # watches started and not finished, plus the feeder while it runs
         self._feeder: asyncio.Task[None] | None = None
 
@@ -228,13 +230,14 @@ class _Fleet:
         self._put(task)
 
     def end(self, sub: Subscriber, error: BaseException | None) -> None:
-        self._subs[sub.task_hash] = None
         self._put(_Finished(sub.task_hash, error))
 
     def start(self, task_hash: str) -> None:
-        if task_hash in self._subs:
-            return
-        self._subs[task_hash] = None
+        seen = self._seen
+        if seen is not None:
+            if task_hash in seen:
+                return
+            seen.add(task_hash)
         self._open += 1
         try:
             self._scheduler.validate(task_hash)
@@ -242,7 +245,6 @@ class _Fleet:
             self._put(_Finished(task_hash, exc))
             return
         sub = Subscriber(task_hash, self._terms)
-        self._subs[task_hash] = sub
         self._scheduler.subscribe(sub)
 
     async def _feed(self, hashes: AsyncIterable[str]) -> None:
@@ -261,7 +263,9 @@ class _Fleet:
             if isinstance(source, list):
                 for task_hash in source:
                     self.start(task_hash)
+                del source  # every hash is on the scheduler now: the list is not kept
             else:
+                self._seen = set()
                 self._open += 1
                 self._feeder = asyncio.ensure_future(self._feed(source))
             while self._open:
@@ -291,5 +295,4 @@ class _Fleet:
             # Re-cancelled until it ends (a source may swallow one cancellation), within a
             # bound: closing the stream never hangs.
             await cancel_and_wait([feeder])
-        live = [sub for sub in self._subs.values() if sub is not None]
-        await self._scheduler.release(live)
+        await self._scheduler.release(self._scheduler.subscribers(self._terms))

@@ -224,6 +224,36 @@ async def test_breaking_out_early_cancels_every_watch() -> None:
     assert all(t is asyncio.current_task() for t in asyncio.all_tasks()), asyncio.all_tasks()
 
 
+async def test_closing_one_watch_many_leaves_the_others_on_the_client_watching() -> None:
+    # Two watch_many calls and a watch on one client, sharing a hash: closing the first
+    # stops its own watches only; the others still get every snapshot, up to the terminal.
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        shared = api.add_task(quick_script(3))
+        own = api.add_task(quick_script(3))
+        other = api.add_task(quick_script(3))
+        async with client_for(api) as client:
+            first = client.watch_many([shared, own], **FAST)
+            second = client.watch_many([shared, other], **FAST)
+            single = client.watch(own, **FAST)
+            async with (
+                contextlib.aclosing(first),
+                contextlib.aclosing(second),
+                contextlib.aclosing(single),
+            ):
+                await anext(first)
+                rest = [await anext(second)]
+                await anext(single)
+                assert client.stats().live_watches == 5
+                await first.aclose()
+                assert client.stats().live_watches == 3  # second's two and the single one
+                rest += [t async for t in second]
+                tail = [t async for t in single]
+            assert client.stats().live_watches == 0
+    done = Counter(t.hash_value for t in rest if t.is_done)
+    assert done == {shared: 1, other: 1}
+    assert tail[-1].is_done
+
+
 async def test_cancelling_the_consumer_cancels_every_watch() -> None:
     async with SimulatedTaskAPI(rate_limit=None) as api:
         hashes = [
