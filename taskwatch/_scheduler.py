@@ -46,7 +46,7 @@ import functools
 import heapq
 import itertools
 import sys
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Hashable, Iterable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import _policy, _priority, _snapshot
@@ -419,10 +419,13 @@ class Scheduler:
             return None
         return self._drop(stream)
 
-    def subscribers(self, terms: Terms) -> list[Subscriber]:
-        """The subscribers of ``terms`` still on a stream (those of one ``watch_many``)."""
+    def subscribers(self, task_hashes: Iterable[str], terms: Terms) -> list[Subscriber]:
+        """The subscribers of ``terms`` still on the streams of ``task_hashes`` (those of one
+        ``watch_many``)."""
         found = []
-        for entry in self._streams.values():
+        streams = self._streams
+        for task_hash in task_hashes:
+            entry = streams.get(task_hash)
             if isinstance(entry, _Stream):
                 found += [sub for sub in entry.subs if sub.terms is terms]
         return found

@@ -218,8 +218,10 @@ class _Fleet:
         self._terms = Terms(self, key, min_interval, max_interval, timeout)  # one for all
         self._queue: asyncio.Queue[Task | _Finished] = asyncio.Queue()
         self._put = self._queue.put_nowait
-        # Every hash an async source gave (duplicates are watched once). A list of hashes
-        # comes without duplicates: its watches are found on the scheduler when closing.
+        # Every hash it was given: the list (without duplicates), or the set of those an
+        # async source gave so far (duplicates are watched once). Its watches are found on
+        # the scheduler by these when closing: no table of its own.
+        self._hashes: list[str] | set[str] = []
         self._seen: set[str] | None = None
         self._open = 0  # watches started and not finished, plus the feeder while it runs
         self._feeder: asyncio.Task[None] | None = None
@@ -261,11 +263,11 @@ class _Fleet:
     ) -> AsyncGenerator[Task, None]:
         try:
             if isinstance(source, list):
+                self._hashes = source
                 for task_hash in source:
                     self.start(task_hash)
-                del source  # every hash is on the scheduler now: the list is not kept
             else:
-                self._seen = set()
+                self._hashes = self._seen = set()
                 self._open += 1
                 self._feeder = asyncio.ensure_future(self._feed(source))
             while self._open:
@@ -295,4 +297,4 @@ class _Fleet:
             # Re-cancelled until it ends (a source may swallow one cancellation), within a
             # bound: closing the stream never hangs.
             await cancel_and_wait([feeder])
-        await self._scheduler.release(self._scheduler.subscribers(self._terms))
+        await self._scheduler.release(self._scheduler.subscribers(self._hashes, self._terms))
