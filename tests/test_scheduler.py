@@ -388,9 +388,9 @@ async def test_a_late_joiner_that_times_out_gets_the_streams_last_snapshot() -> 
     assert info.value.last == early
 
 
-async def test_an_idle_watch_holds_under_700_bytes() -> None:
+async def test_an_idle_watch_holds_under_720_bytes() -> None:
     # What watch_many keeps per sleeping watch (its records, its deadline and its last
-    # snapshot), counted by tracemalloc in taskwatch's own code: about 620 bytes (670 on
+    # snapshot), counted by tracemalloc in taskwatch's own code: about 630 bytes (690 on
     # Python 3.10; it was about 810 with a record of settings per watch and a dict per
     # snapshot). The benchmark
     # benchmarks/idle.py measures the whole process at 100,000 watches.
@@ -425,7 +425,7 @@ async def test_an_idle_watch_holds_under_700_bytes() -> None:
         for stat in after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
     )
     print(f"{held / watches:.0f} bytes per idle watch")
-    assert held / watches <= 700
+    assert held / watches <= 720
 
 
 async def test_a_binding_budget_sees_every_start_within_a_bounded_delay() -> None:
