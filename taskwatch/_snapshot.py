@@ -22,7 +22,6 @@ shape is shared only with one of equal values of the same types.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from .models import Task, TaskStatus
@@ -44,10 +43,25 @@ _DATES = (None, None)
 _SHAPES: dict[Packed, Packed] = {}
 _SHAPES_MAX = 1024
 
+# The names in use (module, object kind, state, done reason, parameter keys), one copy each.
+# A table of their own rather than sys.intern: the server chooses them, and what sys.intern
+# keeps may outlive every snapshot (on some Pythons for the life of the process), where this
+# table stays bounded (at most _NAMES_MAX; cleared when full).
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 4096
+
 
 def _name(value: Any) -> Any:
-    """``value``, interned when it is a str: one copy per name, however many snapshots."""
-    return sys.intern(value) if type(value) is str else value
+    """``value``, as the one copy of that name in use when it is a str."""
+    if type(value) is not str:
+        return value
+    kept = _NAMES.get(value)
+    if kept is not None:
+        return kept
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    _NAMES[value] = value
+    return value
 
 
 def _shared(shape: Packed) -> Packed:
@@ -68,7 +82,7 @@ def _shared(shape: Packed) -> Packed:
 
 def pack(task: Task, task_hash: str) -> Packed:
     """``task`` (a snapshot of ``task_hash``) as a small tuple that ``unpack`` turns back into
-    an equal Task. Values are shared with ``task`` (the repeated names interned) or with
+    an equal Task. Values are shared with ``task`` (one copy of each repeated name) or with
     other snapshots of equal values, never copied."""
     status = task.status
     params = task.params

@@ -177,3 +177,16 @@ def test_the_table_of_shapes_stays_bounded() -> None:
     packed = [pack(task, TASK_HASH) for task in tasks]
     assert len(_snapshot._SHAPES) <= _snapshot._SHAPES_MAX
     assert [unpack(p, TASK_HASH) for p in packed] == tasks
+
+
+def test_the_table_of_names_stays_bounded() -> None:
+    # A server that names a new parameter in every body cannot make the names kept grow
+    # without bound (sys.intern would keep each one, on some Pythons for good).
+    many = _snapshot._NAMES_MAX + 10
+    tasks = [_task(params={f"key-{n}": n}) for n in range(many)]
+    packed = [pack(task, TASK_HASH) for task in tasks]
+    assert len(_snapshot._NAMES) <= _snapshot._NAMES_MAX
+    assert [unpack(p, TASK_HASH) for p in packed] == tasks
+    # the copy kept is an equal string, shared by later snapshots of the same name
+    again = pack(_task(params={f"key-{many - 1}": 0}), TASK_HASH)
+    assert again[0][-1] is packed[-1][0][-1]
