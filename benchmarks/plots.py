@@ -23,13 +23,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-
-import matplotlib.pyplot as plt
-from matplotlib import ticker
-
 from ._common import RESULTS
 
 DOCS_IMAGES = Path(__file__).parent.parent / "docs" / "images"
@@ -42,11 +35,31 @@ def images_dir(quick: bool) -> Path:
     return folder
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only. Imported when a figure is drawn, not with
+    this module: the benchmarks' own functions import (and are tested) without the bench
+    extra."""
+    import matplotlib  # noqa: PLC0415 - the bench extra, only where a figure is drawn
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
+
+
+def _ticker() -> Any:
+    """matplotlib's ticker module (see ``_pyplot``)."""
+    _pyplot()
+    from matplotlib import ticker  # noqa: PLC0415 - the bench extra, as in _pyplot
+
+    return ticker
+
+
 def _save(figure: Any, path: Path) -> Path:
     figure.tight_layout()
     # No timestamp in the file, so an unchanged figure is an unchanged file.
     figure.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(figure)
+    _pyplot().close(figure)
     return path
 
 
@@ -64,7 +77,7 @@ def requests_vs_delay(queue_like: Mapping[str, Any], path: Path) -> Path:
         for name, row in strategies.items()
         if name.startswith("taskwatch")
     ]
-    figure, axes = plt.subplots(figsize=(7, 4.2))
+    figure, axes = _pyplot().subplots(figsize=(7, 4.2))
     axes.plot(
         [d for d, _, _ in fixed],
         [r for _, r, _ in fixed],
@@ -101,8 +114,8 @@ def requests_vs_delay(queue_like: Mapping[str, Any], path: Path) -> Path:
     axes.set_xscale("log")
     axes.set_yscale("log")
     for axis in (axes.xaxis, axes.yaxis):
-        axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-        axis.set_minor_formatter(ticker.NullFormatter())
+        axis.set_major_formatter(_ticker().FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(_ticker().NullFormatter())
     axes.set_xlabel("mean detection delay (simulated s, log)")
     axes.set_ylabel("requests per task (log)")
     axes.set_title(
@@ -117,7 +130,7 @@ def memory_vs_watches(points: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Peak extra RSS (MB) against the number of concurrent watches, one point per
     ``benchmarks.scale`` result, with the 50 MB-per-10,000 target drawn pro rata."""
     rows = sorted((p["tasks"], p["peak_extra_rss_mb"]) for p in points)
-    figure, axes = plt.subplots(figsize=(7, 4.2))
+    figure, axes = _pyplot().subplots(figsize=(7, 4.2))
     sizes = [n for n, _ in rows]
     axes.plot(sizes, [mb for _, mb in rows], "o-", color="tab:blue", label="taskwatch watch_many")
     axes.plot(
@@ -163,7 +176,7 @@ def delay_vs_budget(
     (``requests_per_minute``, ``tasks_live``, and ``mean_all`` under ``taskwatch`` and
     ``round-robin``), or None to draw the offline curves only.
     """
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = _pyplot().subplots(figsize=(7, 4.5))
     budgets: set[float] = set()
     for policy, points in sweep.items():
         rates = [float(rate) for rate in points]
