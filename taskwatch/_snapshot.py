@@ -51,33 +51,32 @@ _NAMES: dict[str, str] = {}
 _NAMES_MAX = 4096
 
 
-def _name(value: Any) -> Any:
-    """``value``, as the one copy of that name in use when it is a str."""
-    if type(value) is not str:
-        return value
-    kept = _NAMES.get(value)
+def _one_copy(table: dict[Any, Any], key: Any, value: Any, most: int) -> Any:
+    """The value ``table`` keeps under ``key``, else ``value``, kept there from now on (the
+    table is cleared first when it holds ``most``: it stays bounded). TypeError: ``key`` is
+    not hashable."""
+    kept = table.get(key)
     if kept is not None:
         return kept
-    if len(_NAMES) >= _NAMES_MAX:
-        _NAMES.clear()
-    _NAMES[value] = value
+    if len(table) >= most:
+        table.clear()
+    table[key] = value
     return value
+
+
+def _name(value: Any) -> Any:
+    """``value``, as the one copy of that name in use when it is a str."""
+    return _one_copy(_NAMES, value, value, _NAMES_MAX) if type(value) is str else value
 
 
 def _shared(shape: Packed) -> Packed:
     """The shape in use equal to ``shape`` (values and types), else ``shape`` itself, kept
     for the next snapshots when it can be."""
-    key = (*shape, *map(type, shape))
     try:
-        kept = _SHAPES.get(key)
+        kept: Packed = _one_copy(_SHAPES, (*shape, *map(type, shape)), shape, _SHAPES_MAX)
     except TypeError:  # an unhashable value (errors as a list or an object): kept unshared
         return shape
-    if kept is not None:
-        return kept
-    if len(_SHAPES) >= _SHAPES_MAX:
-        _SHAPES.clear()
-    _SHAPES[key] = shape
-    return shape
+    return kept
 
 
 def pack(task: Task, task_hash: str) -> Packed:
