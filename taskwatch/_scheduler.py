@@ -479,12 +479,7 @@ class Scheduler:
                 self._direct_failed(task_hash, direct, exc)
                 raise
             if direct.stream is None:  # nobody joined: nothing to hand out, nothing to learn
-                if streams.get(task_hash) is direct:  # (unless the loop changed meanwhile)
-                    del streams[task_hash]
-                # A loop that saw the marker waits for work: when nothing else is left, wake
-                # it, so that it ends (else it would outlive every watch).
-                if not streams and not self._requests and self._loop_task is not None:
-                    self._poke()
+                self._forget_direct(task_hash, direct)
             else:
                 self._direct_done(direct, task)
             return task
