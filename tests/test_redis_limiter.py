@@ -51,6 +51,16 @@ def limiter_on(connection: Any, prefix: str, **options: Any) -> RedisLimiter:
     return RedisLimiter(connection, api_key=SECRET, prefix=prefix, **options)
 
 
+async def published(connection: Any, key: str, seconds: float = 3.0) -> bool:
+    """True once ``key`` exists in Redis (polled every few ms), False after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not await connection.exists(key):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
 async def acquire_n(limiter: RedisLimiter, n: int) -> None:
     for _ in range(n):
         await limiter.acquire()
@@ -349,8 +359,7 @@ async def test_a_pause_that_cannot_reach_redis_goes_with_the_next_ask(
     await asyncio.wait_for(theirs.acquire(), 0.5)  # not told yet: the pause never arrived
     ours_next = asyncio.create_task(ours.acquire())  # our next ask carries the pause
     await until(lambda: ours.waiting == 1)
-    await asyncio.sleep(0.05)
-    assert await redis_client.exists(f"{ours.name}:paused") == 1
+    assert await published(redis_client, f"{ours.name}:paused")  # that ask's script call
     started = time.monotonic()
     await theirs.acquire()
     assert time.monotonic() - started >= 1.0  # held by the pause, now on Redis
@@ -551,7 +560,10 @@ async def test_a_pause_this_process_knows_survives_redis_losing_it(
                 await until(lambda: client.stats().rate_limited == 1)
                 await until(lambda: limiter.paused_for() > 0)
                 hit = time.monotonic()
-                assert await connection.exists(f"{limiter.name}:paused") == 1
+                # The pause holds this process at once; Redis hears of it one script call
+                # later (the client awaits that call, this test does not): wait for it, so
+                # that the loss below comes after the publish, not during it.
+                assert await published(connection, f"{limiter.name}:paused")
                 if loss == "restart empty":
                     await private_redis.restart()
                 else:
