@@ -1,6 +1,6 @@
 """Break the documentation in a copy of the tree: ``python .ci/break_docs.py COPY``.
 
-Removes the docstring of ``Client.wait`` and points a cross-reference of
+Removes the docstring of ``Client.wait`` and points a cross-reference in
 ``taskwatch.testing`` at a method that does not exist, so that CI can check that
 ``mkdocs build --strict`` fails on both.
 """
@@ -23,11 +23,11 @@ def main(root: Path) -> None:
     if found != 1:
         raise SystemExit("Client.wait and its docstring were not found")
     client.write_text(text)
-    testing = root / "taskwatch" / "testing.py"
+    testing = root / "taskwatch" / "testing" / "_faults.py"
     text = testing.read_text()
     reference = ":meth:`SimulatedTaskAPI.inject`"
     if reference not in text:
-        raise SystemExit(f"{reference} was not found in taskwatch/testing.py")
+        raise SystemExit(f"{reference} was not found in taskwatch/testing/_faults.py")
     testing.write_text(text.replace(reference, ":meth:`SimulatedTaskAPI.no_such`", 1))
 
 

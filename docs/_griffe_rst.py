@@ -24,14 +24,20 @@ _ROLE = re.compile(r":(?:meth|class|attr|func|exc|data|obj):`~?([\w.]+)`")
 
 def _target(obj: Any, name: str) -> str:
     """The full path of ``name`` as seen from ``obj``: a member of obj, of obj's class, of
-    obj's module, or already a full path."""
-    scope = obj
+    obj's module, or already a full path. A name a private module imports is looked up in
+    the packages above it too, where it is documented (``taskwatch.testing._server``'s
+    ``Fault`` is ``taskwatch.testing.Fault``)."""
+    head = name.split(".", maxsplit=1)[0]
+    scope, found = obj, None
     while scope is not None:
-        head = name.split(".", maxsplit=1)[0]
         if head in scope.members:
-            return f"{scope.path}.{name}"
+            if found is None:
+                found = f"{scope.path}.{name}"
+            imported = scope.members[head].is_alias
+            if not (imported and scope.is_module and scope.name.startswith("_")):
+                return f"{scope.path}.{name}"
         scope = scope.parent
-    return name
+    return name if found is None else found
 
 
 def _comment_docstring(attr: Any) -> str | None:

@@ -51,7 +51,8 @@ from taskwatch import (
     TransportError,
 )
 from taskwatch._protocol import MAX_BODY_BYTES
-from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI, _peer_hung_up
+from taskwatch.testing import Fault, ScriptStep, SimulatedTaskAPI
+from taskwatch.testing._server import peer_hung_up
 
 from .conftest import SECRET, FakeTime, fixture_json, snapshots_by_task, until
 from .conftest import fast_client as shared_fast_client
@@ -950,16 +951,16 @@ async def test_a_connection_the_client_has_closed_is_not_counted_as_held() -> No
         for _ in range(2):
             writer = await accepted.get()
             writers[ports[writer.get_extra_info("peername")[1]]] = writer
-        assert not _peer_hung_up(writers["held"].transport)
-        assert not _peer_hung_up(writers["dropped"].transport)
+        assert not peer_hung_up(writers["held"].transport)
+        assert not peer_hung_up(writers["dropped"].transport)
         dropped.close()  # nothing awaited from here on: the server has not read this end
-        assert _peer_hung_up(writers["dropped"].transport)
-        assert not _peer_hung_up(writers["held"].transport)
+        assert peer_hung_up(writers["dropped"].transport)
+        assert not peer_hung_up(writers["held"].transport)
         held.close()
         for writer in writers.values():
             writer.close()
             await writer.wait_closed()
-    assert _peer_hung_up(writers["held"].transport)  # and one closing here
+    assert peer_hung_up(writers["held"].transport)  # and one closing here
 
 
 async def test_connections_are_counted_and_tasks_can_be_removed(api: SimulatedTaskAPI) -> None:

@@ -1,45 +1,5 @@
-"""A simulated Lobstr.io task API, served by a real aiohttp server on localhost.
-
-:class:`SimulatedTaskAPI` answers ``GET /v1/tasks/{task_hash}`` the way the documented
-Lobstr.io API does: the same 200 body shape, the same error bodies (401, 404, 429), the
-``X-RateLimit-*`` headers on every response and ``Retry-After`` on a 429. Tasks follow
-scripts (:class:`ScriptStep`) on a simulated clock that can run faster than real time,
-and failures (:class:`Fault`) can be injected into chosen requests: error statuses,
-429s, delays, hangs, dropped connections, truncated, malformed, oversized or slowly
-dripped bodies and redirects; or at random, into a given share of all requests
-(:meth:`SimulatedTaskAPI.inject_randomly`), for soak tests.
-
-It is a real HTTP server, so any HTTP client works against it: point the client at
-:attr:`SimulatedTaskAPI.base_url` and send :attr:`SimulatedTaskAPI.api_key`.
-
-Use it as an async context manager, for instance in a pytest fixture::
-
-    import pytest
-    from taskwatch.testing import ScriptStep, SimulatedTaskAPI
-
-    @pytest.fixture
-    async def lobstr_api():
-        async with SimulatedTaskAPI(rate_limit=None) as api:
-            yield api
-
-    async def test_watch(lobstr_api):
-        task_hash = lobstr_api.add_task(
-            [
-                ScriptStep(at=0, status="pending"),
-                ScriptStep(at=5, status="running", total_results=10, total_pages=1),
-                ScriptStep(
-                    at=20, status="completed", total_results=156, total_pages=3,
-                    is_done=True, done_reason="completed",
-                ),
-            ]
-        )
-        ...  # poll f"{lobstr_api.base_url}/tasks/{task_hash}"
-
-To prove code survives the shapes the real service sends beside its documentation, serve a
-:class:`Dialect` (``SimulatedTaskAPI(dialect="everything")``, see :data:`DIALECTS`).
-
-This module depends only on the standard library, aiohttp and attrs.
-"""
+"""The simulated API's server: a real aiohttp server on localhost, its clock, its rate
+window, its counters and its handler."""
 
 from __future__ import annotations
 
@@ -57,358 +17,25 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import attrs
 from aiohttp import web
 
-from ._dialects import DIALECTS, Dialect
-
-__all__ = ["DIALECTS", "Dialect", "Fault", "ScriptStep", "SimulatedTaskAPI", "SimulatorStats"]
-
-FaultKind = Literal[
-    "status",
-    "rate_limited",
-    "delay",
-    "hang",
-    "drop",
-    "truncated",
-    "malformed",
-    "redirect",
-    "large",
-    "slow_drip",
-]
-"""The kinds of :class:`Fault`; each has a constructor of the same name on :class:`Fault`."""
-
-_FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+from .._dialects import DIALECTS, Dialect
+from ._bodies import (
+    INVALID_TOKEN,
+    JSON_CT,
+    NO_CREDENTIALS,
+    RATE_LIMITED,
+    default_error_body,
+    dumps,
+    iso,
+)
+from ._faults import ArmedFault, Fault, RandomFaults
+from ._script import DEFAULT_OUTCOMES, OUTCOMES, PENDING, ScriptStep, random_script
 
 _DOCUMENTED = Dialect()
-_JSON_CT = "application/json"
-_NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
-_INVALID_TOKEN = {"detail": "Invalid token."}
-_NOT_FOUND = {
-    "error": {"message": "Task not found", "type": "not_found_error", "param": "task_hash"}
-}
-_RATE_LIMITED = {
-    "error": "Rate limit exceeded. Please try again later.",
-    "type": "RateLimitExceeded",
-    "code": 429,
-}
-_DEFAULT_DETAIL = {
-    400: "Bad request.",
-    401: "Invalid token.",
-    403: "You do not have permission to perform this action.",
-    500: "A server error occurred.",
-}
-_EMPTY_BODY_STATUSES = frozenset({204, 205, 304})
-_DEFAULT_OUTCOMES: Mapping[str, float] = {"completed": 0.8, "aborted": 0.1, "failed": 0.1}
-# The documented terminal states and the done_reason each reports.
-_DONE_REASONS: Mapping[str, str] = {
-    "completed": "completed",
-    "aborted": "run_aborted",
-    "failed": "error",
-}
-_OUTCOMES = tuple(_DONE_REASONS)
-_FAILURE_ERRORS: tuple[str | dict[str, Any], ...] = (
-    "Proxy error: the target site refused the connection",
-    "Session expired: reconnect the account and relaunch the task",
-    {"message": "Too many requests to the target site", "code": 429},
-    {"message": "Unexpected page layout; could not parse results", "code": 500},
-    {"message": "Target page not found", "code": 404},
-)
-
-
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
-
-
-def _check_non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _copy_errors(value: str | Mapping[str, Any] | None) -> str | dict[str, Any] | None:
-    if value is None or isinstance(value, str):
-        return value
-    return copy.deepcopy(dict(value))
-
-
-@attrs.frozen
-class ScriptStep:
-    """One step of a task's script: the task's state from simulated second ``at`` on.
-
-    A task's state at simulated time ``t`` (seconds since it was added) is the last step
-    of its script with ``at <= t``; before its first step a task reads as ``pending`` with
-    no results. The fields map one to one onto the ``status`` object of the API's task
-    body. ``errors`` may be ``None``, a string or a JSON object. ``is_active`` is reported
-    as ``not is_done`` unless set explicitly.
-
-    Attributes:
-        at: the simulated second (since the task was added) this step starts at.
-        status: the task's ``status.status`` (``pending``, ``running``, ``completed``, ...).
-        total_results / total_pages: the progress counters.
-        is_done: the task has stopped (use ``ScriptStep.done`` for a terminal step).
-        done_reason: why it stopped, when it has.
-        has_errors / errors: the error flag and details, as the API reports them.
-        is_active: the task body's ``is_active`` (default: ``not is_done``).
-    """
-
-    at: float = attrs.field(converter=float, validator=_check_non_negative)
-    status: str
-    total_results: int = attrs.field(default=0, validator=_check_non_negative)
-    total_pages: int = attrs.field(default=0, validator=_check_non_negative)
-    is_done: bool = False
-    done_reason: str | None = None
-    has_errors: bool = False
-    errors: str | dict[str, Any] | None = attrs.field(default=None, converter=_copy_errors)
-    is_active: bool | None = None
-
-    @classmethod
-    def done(
-        cls,
-        at: float,
-        outcome: str,
-        *,
-        total_results: int = 0,
-        total_pages: int = 0,
-        errors: str | Mapping[str, Any] | None = None,
-    ) -> ScriptStep:
-        """The terminal step of a task that ends ``outcome`` (``"completed"``, ``"aborted"``
-        or ``"failed"``) at simulated second ``at``: ``is_done`` set, the documented
-        ``done_reason`` (``completed``, ``run_aborted``, ``error``), and ``has_errors`` set
-        for a failure."""
-        if outcome not in _DONE_REASONS:
-            raise ValueError(f"outcome must be one of {list(_DONE_REASONS)}, got {outcome!r}")
-        return cls(
-            at=at,
-            status=outcome,
-            total_results=total_results,
-            total_pages=total_pages,
-            is_done=True,
-            done_reason=_DONE_REASONS[outcome],
-            has_errors=outcome == "failed",
-            errors=errors,
-        )
-
-
-def _encode_body(body: object) -> bytes:
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode()
-    return _dumps(body)
-
-
-def _default_error_body(code: int) -> object:
-    if code == 404:
-        return _NOT_FOUND
-    if code == 429:
-        return _RATE_LIMITED
-    if code in _DEFAULT_DETAIL:
-        return {"detail": _DEFAULT_DETAIL[code]}
-    try:
-        phrase = HTTPStatus(code).phrase
-    except ValueError:
-        phrase = f"Error {code}"
-    return {"detail": phrase + "."}
-
-
-def _retry_after_text(value: float | str) -> str:
-    if isinstance(value, str):
-        return value
-    if value < 0:
-        raise ValueError(f"retry_after must be >= 0, got {value!r}")
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-@attrs.frozen
-class Fault:
-    """A failure to inject into matching requests with :meth:`SimulatedTaskAPI.inject`.
-
-    Build faults with the class methods (:meth:`status`, :meth:`rate_limited`,
-    :meth:`throttled`, :meth:`delay`, :meth:`hang`, :meth:`drop`, :meth:`truncated`,
-    :meth:`malformed`, :meth:`redirect`, :meth:`large`, :meth:`slow_drip`) rather than
-    the constructor. Faults are immutable and can be injected any number of times.
-
-    A faulted request takes the fault instead of the normal checks (a fault wins over a
-    401, 404 or 429 the request would otherwise get), but it still counts in the
-    rate-limit window and in :attr:`SimulatedTaskAPI.stats`. The "delivery" faults
-    (:meth:`delay`, :meth:`truncated`, :meth:`large`, :meth:`slow_drip`) deliver the
-    response the request would normally get (a 200 for a known task and a valid key).
-
-    Attributes:
-        kind: which failure (one of ``FaultKind``).
-        code: the status to answer (``status``, ``rate_limited``, ``malformed``, ``redirect``).
-        body: the body those kinds send.
-        content_type: the Content-Type of that body (None: no header).
-        headers: extra response headers, as (name, value) pairs.
-        seconds: how long to wait (``delay``) or to spread the body over (``slow_drip``).
-        chunks: how many pieces ``slow_drip`` sends the body in.
-        nbytes: about how many bytes ``large`` pads the body to.
-    """
-
-    kind: FaultKind = attrs.field(validator=attrs.validators.in_(_FAULT_KINDS))
-    code: int = 200
-    body: bytes = b""
-    content_type: str | None = _JSON_CT
-    headers: tuple[tuple[str, str], ...] = ()
-    seconds: float = 0.0
-    chunks: int = 1
-    nbytes: int = 0
-
-    @classmethod
-    def status(
-        cls,
-        code: int,
-        body: object = None,
-        headers: Mapping[str, str] | None = None,
-        *,
-        content_type: str | None = _JSON_CT,
-    ) -> Fault:
-        """Answer with HTTP status ``code`` (200-599) and a JSON error body.
-
-        ``body`` may be bytes or str (sent verbatim) or a JSON-serialisable value. The
-        default body has the documented shape for the code: ``{"detail": ...}`` for most
-        codes (for example ``{"detail": "A server error occurred."}`` for 500), the
-        documented not-found body for 404 and the documented rate-limit body for 429.
-        ``headers`` are added to (and override) the response's headers; a ``status(429)``
-        carries no ``Retry-After`` unless given here (use :meth:`rate_limited` for one).
-        """
-        if not 200 <= code <= 599:
-            raise ValueError(f"status code must be in 200..599, got {code!r}")
-        if code in _EMPTY_BODY_STATUSES:
-            encoded = b""
-        else:
-            encoded = _encode_body(_default_error_body(code) if body is None else body)
-        return cls(
-            kind="status",
-            code=code,
-            body=encoded,
-            content_type=content_type,
-            headers=tuple((headers or {}).items()),
-        )
-
-    @classmethod
-    def rate_limited(cls, retry_after: float | str = 2, *, body: object = None) -> Fault:
-        """Answer 429 with ``Retry-After`` and the documented rate-limit body.
-
-        A number is sent as whole seconds when integral (``2`` -> ``"2"``) and otherwise
-        as a decimal (``0.5`` -> ``"0.5"``, not standard HTTP but handy for fast tests);
-        a string (an HTTP-date, or garbage) is sent verbatim. ``body`` replaces the
-        documented ``{"error": "Rate limit exceeded. ...", "type": "RateLimitExceeded",
-        "code": 429}`` body. Counts as a 429 in the stats.
-        """
-        return cls(
-            kind="rate_limited",
-            code=429,
-            body=_encode_body(_RATE_LIMITED if body is None else body),
-            headers=(("Retry-After", _retry_after_text(retry_after)),),
-        )
-
-    @classmethod
-    def throttled(cls, wait: int = 2) -> Fault:
-        """Answer 429 in the documented throttling style.
-
-        The body is ``{"detail": "Request was throttled. Expected available in N
-        seconds."}`` with ``Retry-After: N``.
-        """
-        if wait < 0:
-            raise ValueError(f"wait must be >= 0, got {wait!r}")
-        detail = {"detail": f"Request was throttled. Expected available in {wait} seconds."}
-        return cls.rate_limited(wait, body=detail)
-
-    @classmethod
-    def delay(cls, seconds: float) -> Fault:
-        """Answer normally, but only after ``seconds`` real seconds.
-
-        If the server closes meanwhile, the connection is closed without an answer.
-        """
-        if seconds < 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        return cls(kind="delay", seconds=float(seconds))
-
-    @classmethod
-    def hang(cls) -> Fault:
-        """Never answer: hold the request until the client goes away or the server closes.
-
-        On server close the connection is closed without an answer.
-        """
-        return cls(kind="hang")
-
-    @classmethod
-    def drop(cls) -> Fault:
-        """Close the connection without sending any response.
-
-        Note that aiohttp's client silently retries an idempotent request once when the
-        server disconnects before answering; inject with ``times=2`` for an aiohttp
-        client to see the ``ServerDisconnectedError``. Both attempts count as requests.
-        """
-        return cls(kind="drop")
-
-    @classmethod
-    def truncated(cls) -> Fault:
-        """Send the normal response's status line and headers, including a
-        ``Content-Length`` for the full body, then half the body, then close the
-        connection. A client sees a payload error while reading the body.
-        """
-        return cls(kind="truncated")
-
-    @classmethod
-    def malformed(
-        cls,
-        body: bytes = b"<html><head><title>Maintenance</title></head>"
-        b"<body><h1>Down for maintenance</h1></body></html>",
-        content_type: str | None = "text/html",
-        status: int = 200,
-    ) -> Fault:
-        """Answer ``status`` (200 by default) with ``body`` sent verbatim.
-
-        ``body`` may be anything: HTML, ``b""``, JSON text cut off mid-way; the
-        ``Content-Length`` matches what is sent. ``content_type`` ``None`` leaves the
-        header to aiohttp's default (``application/octet-stream``).
-        """
-        if not 200 <= status <= 599:
-            raise ValueError(f"status must be in 200..599, got {status!r}")
-        return cls(kind="malformed", code=status, body=body, content_type=content_type)
-
-    @classmethod
-    def redirect(cls, location: str, status: int = 302) -> Fault:
-        """Answer ``status`` (302 by default) with ``Location: location`` and no body."""
-        if not 300 <= status <= 399:
-            raise ValueError(f"redirect status must be in 300..399, got {status!r}")
-        return cls(
-            kind="redirect", code=status, content_type=None, headers=(("Location", location),)
-        )
-
-    @classmethod
-    def large(cls, nbytes: int) -> Fault:
-        """Deliver the normal response with its JSON body padded to about ``nbytes`` bytes.
-
-        A task body is padded inside ``params`` (key ``"padding"``), other bodies get a
-        top-level ``"padding"`` key. The body stays valid JSON.
-        """
-        if nbytes < 0:
-            raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
-        return cls(kind="large", nbytes=nbytes)
-
-    @classmethod
-    def slow_drip(cls, seconds: float, chunks: int = 10) -> Fault:
-        """Deliver the normal response with its headers at once and its body in
-        ``chunks`` pieces, one every ``seconds / chunks`` real seconds.
-
-        If the server closes meanwhile, the connection is closed mid-body.
-        """
-        if seconds < 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        if chunks < 1:
-            raise ValueError(f"chunks must be >= 1, got {chunks!r}")
-        return cls(kind="slow_drip", seconds=float(seconds), chunks=chunks)
 
 
 @attrs.frozen
@@ -478,22 +105,6 @@ class _Task:
 
 
 @attrs.define
-class _ArmedFault:
-    fault: Fault
-    task_hash: str | None
-    remaining: int | None
-
-
-@attrs.define
-class _RandomFaults:
-    probability: float
-    faults: tuple[Fault, ...]
-    weights: tuple[float, ...] | None
-    task_hash: str | None
-    rng: random.Random
-
-
-@attrs.define
 class _Window:
     start: float
     count: int = 0
@@ -511,9 +122,6 @@ class _Reply:
     status: int
     headers: dict[str, str]
     body: bytes
-
-
-_PENDING = ScriptStep(at=0, status="pending")
 
 
 class SimulatedTaskAPI:
@@ -594,8 +202,8 @@ class SimulatedTaskAPI:
         self._sim_anchor = 0.0
         self._wall_origin = datetime.now(timezone.utc).replace(tzinfo=None)
         self._tasks: dict[str, _Task] = {}
-        self._faults: list[_ArmedFault] = []
-        self._random_faults: _RandomFaults | None = None
+        self._faults: list[ArmedFault] = []
+        self._random_faults: RandomFaults | None = None
         self._windows: dict[str, _Window] = {}
         self._counters = _Counters()
         self._runner: web.AppRunner | None = None
@@ -769,9 +377,9 @@ class SimulatedTaskAPI:
         if any(later < earlier for earlier, later in itertools.pairwise(ats)):
             raise ValueError("script steps must be ordered by non-decreasing `at`")
         for step in steps:
-            _dumps(step.errors)
+            dumps(step.errors)
         params_copy: dict[str, Any] = copy.deepcopy(dict(params or {}))
-        _dumps(params_copy)
+        dumps(params_copy)
         if task_hash is None:
             task_hash = self._new_hash()
         elif not task_hash:
@@ -822,18 +430,18 @@ class SimulatedTaskAPI:
         for name, (lo, hi) in (("pending", pending), ("running", running)):
             if not 0 <= lo <= hi:
                 raise ValueError(f"{name} must be (lo, hi) with 0 <= lo <= hi")
-        weights_map = dict(_DEFAULT_OUTCOMES if outcomes is None else outcomes)
-        unknown = set(weights_map) - set(_OUTCOMES)
+        weights_map = dict(DEFAULT_OUTCOMES if outcomes is None else outcomes)
+        unknown = set(weights_map) - set(OUTCOMES)
         if unknown:
-            raise ValueError(f"unknown outcomes: {sorted(unknown)}; use {list(_OUTCOMES)}")
+            raise ValueError(f"unknown outcomes: {sorted(unknown)}; use {list(OUTCOMES)}")
         if any(w < 0 for w in weights_map.values()) or sum(weights_map.values()) <= 0:
             raise ValueError("outcome weights must be >= 0 with a positive sum")
-        kinds = [k for k in _OUTCOMES if weights_map.get(k, 0) > 0]
+        kinds = [k for k in OUTCOMES if weights_map.get(k, 0) > 0]
         weights = [weights_map[k] for k in kinds]
         hashes = []
         for _ in range(n):
             outcome = self._rng.choices(kinds, weights)[0]
-            script = self._random_script(pending, running, outcome)
+            script = random_script(self._rng, pending, running, outcome)
             params = {"url": f"https://www.example.com/search?q=item-{self._rng.randrange(10**6)}"}
             module = self._rng.choice((5, 12, 23, 41))
             hashes.append(self.add_task(script, params=params, module=module))
@@ -866,16 +474,16 @@ class SimulatedTaskAPI:
         task = self._tasks[task_hash]
         elapsed = self.now() - task.added_at
         index = bisect.bisect_right(task.ats, elapsed) - 1
-        step = task.script[index] if index >= 0 else _PENDING
+        step = task.script[index] if index >= 0 else PENDING
         started_at = ended_at = None
         if task.started_index is not None and task.started_index <= index:
-            started_at = _iso(self._wall(task.added_at + task.script[task.started_index].at))
+            started_at = iso(self._wall(task.added_at + task.script[task.started_index].at))
         if task.done_index is not None and task.done_index <= index:
-            ended_at = _iso(self._wall(task.added_at + task.script[task.done_index].at))
+            ended_at = iso(self._wall(task.added_at + task.script[task.done_index].at))
         is_active = step.is_active if step.is_active is not None else not step.is_done
         body = {
             "hash_value": task.task_hash,
-            "created_at": _iso(self._wall(task.added_at)),
+            "created_at": iso(self._wall(task.added_at)),
             "is_active": is_active,
             "params": copy.deepcopy(task.params),
             "module": task.module,
@@ -906,7 +514,7 @@ class SimulatedTaskAPI:
         """
         if times is not None and times < 1:
             raise ValueError(f"times must be >= 1 or None, got {times!r}")
-        self._faults.append(_ArmedFault(fault=fault, task_hash=task_hash, remaining=times))
+        self._faults.append(ArmedFault(fault=fault, task_hash=task_hash, remaining=times))
 
     def inject_randomly(
         self,
@@ -953,7 +561,7 @@ class SimulatedTaskAPI:
         if probability == 0:
             self._random_faults = None
             return
-        self._random_faults = _RandomFaults(
+        self._random_faults = RandomFaults(
             probability=float(probability),
             faults=chosen,
             weights=weights_tuple,
@@ -991,49 +599,6 @@ class SimulatedTaskAPI:
     def _wall(self, sim_seconds: float) -> datetime:
         return self._wall_origin + timedelta(seconds=sim_seconds)
 
-    def _random_script(
-        self, pending: tuple[float, float], running: tuple[float, float], outcome: str
-    ) -> list[ScriptStep]:
-        rng = self._rng
-        start = round(rng.uniform(*pending), 3)
-        run_length = rng.uniform(*running)
-        if outcome != "completed":
-            run_length *= rng.uniform(0.2, 0.9)
-        end = round(start + run_length, 3)
-        rate = math.exp(rng.uniform(math.log(0.3), math.log(6.0)))  # results per second
-        per_page = rng.choice((10, 20, 25, 50))
-        steps = [
-            ScriptStep(at=0, status="pending"),
-            ScriptStep(at=start, status="running"),
-        ]
-        results = 0
-        last = start
-        bursts = sorted(round(rng.uniform(start, end), 3) for _ in range(rng.randint(4, 10)))
-        for at in bursts:
-            results += max(1, round(rate * (at - last) * rng.uniform(0.4, 1.6)))
-            last = at
-            steps.append(
-                ScriptStep(
-                    at=at,
-                    status="running",
-                    total_results=results,
-                    total_pages=math.ceil(results / per_page),
-                )
-            )
-        if outcome == "completed":
-            results += round(rate * (end - last) * rng.uniform(0.4, 1.6))
-        errors = rng.choice(_FAILURE_ERRORS) if outcome == "failed" else None
-        steps.append(
-            ScriptStep.done(
-                end,
-                outcome,
-                total_results=results,
-                total_pages=math.ceil(results / per_page),
-                errors=errors,  # copied by ScriptStep
-            )
-        )
-        return steps
-
     def _open_connections(self) -> int:
         runner = self._runner
         server = runner.server if runner is not None else None
@@ -1047,7 +612,7 @@ class SimulatedTaskAPI:
         server = runner.server if runner is not None else None
         if server is None:
             return 0
-        return sum(not _peer_hung_up(handler.transport) for handler in server.connections)
+        return sum(not peer_hung_up(handler.transport) for handler in server.connections)
 
     def _random_fault(self, task_hash: str) -> Fault | None:
         armed = self._random_faults
@@ -1096,24 +661,24 @@ class SimulatedTaskAPI:
         )
 
     def _json_reply(self, status: int, body: object, decision: _RateDecision) -> _Reply:
-        headers = {**decision.headers, "Content-Type": _JSON_CT}
-        return _Reply(status=status, headers=headers, body=_dumps(body))
+        headers = {**decision.headers, "Content-Type": JSON_CT}
+        return _Reply(status=status, headers=headers, body=dumps(body))
 
     def _normal_reply(
         self, task_hash: str, authorization: str | None, decision: _RateDecision
     ) -> _Reply:
         if authorization is None:
-            reply = self._json_reply(401, _NO_CREDENTIALS, decision)
+            reply = self._json_reply(401, NO_CREDENTIALS, decision)
         elif authorization != f"Token {self._api_key}":
-            reply = self._json_reply(401, _INVALID_TOKEN, decision)
+            reply = self._json_reply(401, INVALID_TOKEN, decision)
         else:
             if not decision.allowed:
-                reply = self._json_reply(429, _RATE_LIMITED, decision)
+                reply = self._json_reply(429, RATE_LIMITED, decision)
                 reply.headers["Retry-After"] = str(decision.retry_after)
                 return reply
             if task_hash not in self._tasks:
                 status = self._dialect.unknown_hash_status
-                return self._json_reply(status, _default_error_body(status), decision)
+                return self._json_reply(status, default_error_body(status), decision)
             return self._json_reply(200, self.snapshot(task_hash), decision)
         reply.headers["WWW-Authenticate"] = "Token"
         return reply
@@ -1246,9 +811,9 @@ def _pad(body: bytes, nbytes: int) -> bytes:
         document = {"body": document}
     target = document["params"] if isinstance(document.get("params"), dict) else document
     target["padding"] = ""
-    missing = nbytes - len(_dumps(document))
+    missing = nbytes - len(dumps(document))
     target["padding"] = "x" * max(0, missing)
-    return _dumps(document)
+    return dumps(document)
 
 
 # What poll(2) reports once a peer has closed its end: POLLRDHUP is Linux's (elsewhere only a
@@ -1256,7 +821,7 @@ def _pad(body: bytes, nbytes: int) -> bytes:
 _PEER_CLOSED = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0)
 
 
-def _peer_hung_up(transport: asyncio.BaseTransport | None) -> bool:
+def peer_hung_up(transport: asyncio.BaseTransport | None) -> bool:
     """True if this connection is closing here, or its peer has closed its end, whether or
     not the server has read that end yet."""
     if transport is None or transport.is_closing():
