@@ -12,7 +12,10 @@ watched), is_active, module, object, state, is_done, total_results, total_pages,
 done_reason, errors, then the parameters' keys. What a watch keeps of its own is one small
 tuple: the shape, created_at, the parameters' values in the order of their keys, then
 started_at and ended_at, cut off after the last that is set (no dict of its own: a dict of
-one key is 184 bytes, its slot here 8). A pending task with one parameter comes to 64 bytes.
+one key is 184 bytes, its slot here 8). A timestamp in UTC is kept as its POSIX time, a float
+of 24 bytes instead of a datetime of 48, within the years where that float gives the same
+microsecond back (1970 to 2099); any other is kept as it is. A pending task with one
+parameter comes to 64 bytes, and 24 more for its creation time.
 
 Shapes are shared through a small table of the recent ones (``_SHAPES``, cleared when full,
 so it stays bounded however many kinds of task pass through); a shape that cannot be shared
@@ -22,6 +25,7 @@ shape is shared only with one of equal values of the same types.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from .models import Task, TaskStatus
@@ -69,6 +73,30 @@ def _name(value: Any) -> Any:
     return _one_copy(_NAMES, value, value, _NAMES_MAX) if type(value) is str else value
 
 
+# The timestamps kept as a float: UTC ones whose POSIX time a float holds to well within half
+# a microsecond (below 2**32 s its spacing is under a microsecond: datetime.fromtimestamp,
+# which rounds to the nearest microsecond, then gives back the very same datetime).
+_FIRST_INSTANT = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_END_INSTANT = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def _instant(moment: Any) -> Any:
+    """``moment`` as its POSIX time when it is a UTC datetime ``_moment`` turns back into
+    an equal one (of the same tzinfo); anything else (None, another zone) as it is."""
+    if (
+        type(moment) is datetime
+        and moment.tzinfo is timezone.utc
+        and _FIRST_INSTANT <= moment < _END_INSTANT
+    ):
+        return moment.timestamp()
+    return moment
+
+
+def _moment(kept: Any) -> Any:
+    """What ``_instant`` was given."""
+    return datetime.fromtimestamp(kept, timezone.utc) if type(kept) is float else kept
+
+
 def _shared(shape: Packed) -> Packed:
     """The shape in use equal to ``shape`` (values and types), else ``shape`` itself, kept
     for the next snapshots when it can be."""
@@ -101,12 +129,12 @@ def pack(task: Task, task_hash: str) -> Packed:
             *map(_name, params),
         )
     )
-    started, ended = status.started_at, status.ended_at
+    created, started, ended = task.created_at, status.started_at, status.ended_at
     if ended is not None:
-        return (shape, task.created_at, *params.values(), started, ended)
+        return (shape, _instant(created), *params.values(), _instant(started), _instant(ended))
     if started is not None:
-        return (shape, task.created_at, *params.values(), started)
-    return (shape, task.created_at, *params.values())
+        return (shape, _instant(created), *params.values(), _instant(started))
+    return (shape, _instant(created), *params.values())
 
 
 def total_pages(packed: Packed) -> int:
@@ -134,7 +162,7 @@ def unpack(packed: Packed, task_hash: str) -> Task:
     names = shape[_SHAPE_FIXED:]
     values_end = _OWN_FIXED + len(names)
     dates = packed[values_end:]
-    started_at, ended_at = dates + _DATES[len(dates) :]
+    started_at, ended_at = map(_moment, dates + _DATES[len(dates) :])
     return Task(
         hash_value=task_hash if hash_value is None else hash_value,
         status=TaskStatus(
@@ -148,7 +176,7 @@ def unpack(packed: Packed, task_hash: str) -> Task:
             has_errors=has_errors,
             errors=errors,
         ),
-        created_at=packed[1],
+        created_at=_moment(packed[1]),
         is_active=is_active,
         params=dict(zip(names, packed[_OWN_FIXED:values_end], strict=True)),
         module=module,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskwatch import Task, TaskStatus, _snapshot
 from taskwatch._protocol import parse_task
@@ -190,3 +192,51 @@ def test_the_table_of_names_stays_bounded() -> None:
     # the copy kept is an equal string, shared by later snapshots of the same name
     again = pack(_task(params={f"key-{many - 1}": 0}), TASK_HASH)
     assert again[0][-1] is packed[-1][0][-1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 1), max_value=datetime(2099, 12, 31, 23, 59, 59, 999999)
+    ),
+    st.sampled_from(["created", "running", "ended"]),
+)
+def test_a_utc_timestamp_is_kept_as_a_float_and_comes_back_the_same(
+    moment: datetime, which: str
+) -> None:
+    moment = moment.replace(tzinfo=timezone.utc)
+    dates = {
+        "created": {"created_at": moment},
+        "running": {"started_at": moment},
+        "ended": {"started_at": moment, "ended_at": moment},
+    }[which]
+    task = _task(**dates)
+    packed = pack(task, TASK_HASH)
+    assert all(type(kept) is float for kept in packed[1:])  # 24 bytes each, not a datetime's 48
+    again = unpack(packed, TASK_HASH)
+    assert again == task
+    for when in (again.created_at, again.status.started_at, again.status.ended_at):
+        assert when is None or when.tzinfo is timezone.utc
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        datetime(2100, 1, 1, tzinfo=timezone.utc),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        datetime(1, 1, 1, tzinfo=timezone.utc),
+        datetime(2024, 12, 24, 12, 57, 55, 45567, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2024, 12, 24, 10, 57, 55, 45567),  # naive
+    ],
+    ids=["before 1970", "2100", "year 9999", "year 1", "another zone", "naive"],
+)
+def test_a_timestamp_a_float_would_not_give_back_is_kept_as_it_is(moment: datetime) -> None:
+    task = _task(created_at=moment, started_at=moment)
+    packed = pack(task, TASK_HASH)
+    assert packed[1] is moment
+    assert packed[2] is moment
+    again = unpack(packed, TASK_HASH)
+    assert again == task
+    assert again.created_at is not None
+    assert again.created_at.tzinfo is moment.tzinfo
