@@ -40,11 +40,27 @@ fitted to a workload: the rates are learnt from the polls.
 - ``h``, ``r0`` and the end hazard are learnt across all the watches of one client
   (``Fleet``, the counts the scheduler keeps for its priority too): starts seen per second of
   watching tasks wait, and changes and ends seen per second of watching tasks run, each as
-  a Gamma posterior's mean whose prior is one event at ``prior_rate``: the mean rate when
-  every time scale between ``min_interval`` and ``max_interval`` is as likely as another.
-  While little is known, that prior makes the first pending polls of a fleet come sooner; as
-  its tasks are seen waiting, the hazard learnt falls and the pending polls spread out, as a
-  backoff would, but for a reason.
+  a Gamma posterior's mean whose prior is one event at ``prior_rate``. While little is
+  known, that prior makes the first pending polls of a fleet come sooner; as its tasks are
+  seen waiting, the hazard learnt falls and the pending polls spread out, as a backoff
+  would, but for a reason.
+
+The prior
+---------
+Before anything was seen, every rate is ``prior_rate``: one event per ``sqrt(min_interval *
+max_interval)`` seconds, the median time scale when every scale between the two bounds is as
+likely as another (a log-uniform gap), and the only thing the caller said about them. The
+median, not the mean rate: a rate misjudged by a factor ``k`` sets an interval ``x = 1 /
+sqrt(k)`` times the best, whose cost is ``(x + 1 / x) / 2`` times the least under the
+square-root rule (``c / T + r * T / 2`` at ``T = x * sqrt(2 * c / r)``), the same for ``k``
+as for ``1 / k``; so under a prior symmetric in the log of the rate the best single guess is
+its median. (The cube-root rule's cost, ``(x**3 + 3 / x) / 4``, is nearly as symmetric.) The
+mean rate of that gap, ``(1 / min_interval - 1 / max_interval) / log(max_interval /
+min_interval)``, is 1.7 times the median at 0.5-20 s and is dominated by the fast end: a
+small client, whose tasks have not run yet, polled its pending tasks as if they would change
+every two seconds once started. ``_priority`` learns the fleet's rate of change from the same
+prior, so the two modules start from one guess. The prior weighs one event, ``1 /
+prior_rate`` seconds of watching (3 s at 0.5-20 s): the first few spells seen outweigh it.
 
 These are the estimates of Cho and Garcia-Molina's refresh policies, which learn each
 source's change rate from what polls saw and spend more polls where changes are more
@@ -107,12 +123,14 @@ def price(min_interval: float) -> float:
 
 
 def prior_rate(min_interval: float, max_interval: float) -> float:
-    """The rate expected of an event before any was seen: the mean of ``1 / gap`` for a gap
-    log-uniform over ``[min_interval, max_interval]``, every time scale the caller allows
-    being as likely as any other (``1 / min_interval`` when the two are equal)."""
-    if max_interval <= min_interval:
-        return 1.0 / min_interval
-    return (1.0 / min_interval - 1.0 / max_interval) / math.log(max_interval / min_interval)
+    """The rate expected of an event before any was seen: one per ``sqrt(min_interval *
+    max_interval)`` seconds, the median of a gap log-uniform over ``[min_interval,
+    max_interval]`` (every time scale the caller allows as likely as any other), not its mean
+    rate, which the fast end dominates. A misjudged rate costs the same whether it was too
+    high or too low by one factor (see the module docstring), and a median is the guess that
+    minimises that cost. The one prior of every rate both this module and ``_priority``
+    learn; ``1 / min_interval`` when the two bounds are equal."""
+    return 1.0 / math.sqrt(min_interval * max_interval)
 
 
 def learnt_rate(events: float, seen_for: float, prior: float) -> float:

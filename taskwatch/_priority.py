@@ -57,7 +57,9 @@ start, by a bounded factor, for everything else.
 Rates come from observations with a prior, never from a guess of the workload:
 
 - the fleet's rate of change ``r0``: changes seen per second seen running, across the
-  scheduler's watches, with a prior of one change per ``max_interval``;
+  scheduler's watches, with the prior ``_policy.prior_rate`` (one change per
+  ``sqrt(min_interval * max_interval)``, the median time scale the caller allows; the poll
+  policy's own, so both modules start from one guess);
 - a running task's rate: its changes seen per second seen running, shrunk towards the fleet's
   by a prior worth one typical running spell (``1 / e``, the end hazard's mean) at ``r0``, once
   tasks have been seen to end (before, when no spell is known, a prior of one change). A task
@@ -94,6 +96,8 @@ from __future__ import annotations
 import enum
 import math
 from typing import Protocol
+
+from ._policy import prior_rate
 
 __all__ = [
     "COMPLETION_HAZARD_INTERVALS",
@@ -140,10 +144,11 @@ def fleet_rate(
 ) -> float:
     """The mean rate of change (per second) of the running tasks of one scheduler:
     ``changes_seen`` changes in ``running_seen_for`` seconds of watching tasks run, with a
-    prior of one change per ``max_interval``. It is also the rate expected of a task that has
-    just started. Always within ``[1 / (RATE_FLOOR_INTERVALS * max_interval), 1 /
+    prior of one change at ``_policy.prior_rate``. It is also the rate expected of a task that
+    has just started. Always within ``[1 / (RATE_FLOOR_INTERVALS * max_interval), 1 /
     min_interval]``."""
-    return _clamp(_learnt(changes_seen, running_seen_for, max_interval), min_interval, max_interval)
+    prior_for = 1.0 / prior_rate(min_interval, max_interval)
+    return _clamp(_learnt(changes_seen, running_seen_for, prior_for), min_interval, max_interval)
 
 
 def change_rate(
@@ -286,14 +291,14 @@ def index(
 
     ``rate`` is ``change_rate(...)`` for a running task and ``start_hazard(...)`` for a pending
     one. ``started_rate`` is the rate of change expected of a task that has just started
-    (``fleet_rate``; default one change per ``max_interval``); ``ending`` a running task's
+    (``fleet_rate``; default its prior, ``_policy.prior_rate``); ``ending`` a running task's
     hazard of ending (``end_hazard``; default its prior). Grows without bound in
     ``since_poll``; 0.0 at 0.
     """
     t = max(since_poll, 0.0)
     if phase is Phase.PENDING:
         if started_rate is None:
-            started_rate = 1.0 / max_interval
+            started_rate = prior_rate(min_interval, max_interval)
         return rate * t * t / 2.0 + rate * started_rate * t * t * t / 3.0
     if ending is None:
         ending = 1.0 / (COMPLETION_HAZARD_INTERVALS * max_interval)

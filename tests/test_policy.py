@@ -17,6 +17,7 @@ from taskwatch._policy import (
     note_poll,
     pending_interval,
     poll_interval,
+    price,
     prior_rate,
     running_interval,
     running_rate,
@@ -172,6 +173,60 @@ def test_learnt_rate_goes_from_the_prior_to_what_was_seen() -> None:
 def test_prior_rate_lies_within_the_callers_range(low: float, high: float) -> None:
     assert 1.0 / high <= prior_rate(low, high) <= 1.0 / low
     assert prior_rate(3.0, 3.0) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "gap"),
+    [
+        # one event per sqrt(min_interval * max_interval) seconds: the median time scale
+        (0.5, 20.0, math.sqrt(10.0)),
+        (1.0, 30.0, math.sqrt(30.0)),
+        (2.0, 60.0, math.sqrt(120.0)),
+        (1.0, 100.0, 10.0),
+        (3.0, 3.0, 3.0),
+    ],
+)
+def test_prior_rate_is_the_median_time_scale(low: float, high: float, gap: float) -> None:
+    assert prior_rate(low, high) == pytest.approx(1.0 / gap)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.5, 20.0), (1.0, 30.0), (2.0, 60.0), (1.0, 1e4)])
+def test_prior_rate_is_the_median_of_a_log_uniform_gap_not_its_mean_rate(
+    low: float, high: float
+) -> None:
+    """Half of a log-uniform gap's mass lies on either side of 1 / prior_rate; its mean rate
+    (the fast end's) lies above it."""
+    median_gap = 1.0 / prior_rate(low, high)
+    below = math.log(median_gap / low) / math.log(high / low)
+    assert below == pytest.approx(0.5)
+    mean_rate = (1.0 / low - 1.0 / high) / math.log(high / low)
+    assert prior_rate(low, high) < mean_rate
+
+
+@pytest.mark.parametrize("k", [1.5, 2.0, 4.0, 10.0])
+def test_a_rate_misjudged_either_way_by_one_factor_costs_the_same(k: float) -> None:
+    """Why the median: under the square-root rule, a rate k times too high or k times too low
+    costs the same, so the best guess under a prior symmetric in log rate is its median."""
+    c, rate = price(LOW), 0.1
+
+    def cost(guess: float) -> float:
+        interval = math.sqrt(2.0 * c / guess)
+        return c / interval + rate * interval / 2.0
+
+    least = cost(rate)
+    assert cost(rate * k) == pytest.approx(cost(rate / k))
+    assert cost(rate * k) == pytest.approx(least * (k**0.5 + k**-0.5) / 2.0)
+
+
+def test_before_anything_was_seen_a_pending_task_is_priced_at_the_prior() -> None:
+    """Nothing seen: the start hazard, a fresh start's rate and its end hazard are all the
+    prior, so the pending interval is the cube-root rule at those rates."""
+    for low, high in SETTINGS:
+        prior = prior_rate(low, high)
+        expected = pending_interval(prior, 2.0 * prior, low, high)
+        assert poll_interval(low, high, 0.0, running=False, fleet=Fleet()) == pytest.approx(
+            expected
+        )
 
 
 def test_a_fleet_whose_tasks_end_soon_polls_its_running_tasks_more() -> None:

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from taskwatch import _policy
 from taskwatch._priority import (
     COMPLETION_HAZARD_INTERVALS,
     PENDING_PRIOR_INTERVALS,
@@ -81,14 +82,27 @@ def test_a_rate_read_from_a_short_spell_stays_near_the_fleets() -> None:
 @pytest.mark.parametrize(
     ("changes", "running_for", "expected"),
     [
-        (0, 0.0, 1 / 30),  # the prior: one change per max_interval
-        (99, 970.0, 100 / 1000),
+        (0, 0.0, 1 / math.sqrt(30)),  # the prior: one change per sqrt(min * max_interval)
+        (99, 1000.0 - math.sqrt(30), 100 / 1000),  # the prior weighs sqrt(30) s
         (0, 1e12, FLOOR),
         (10**9, 1.0, 1.0),
     ],
 )
 def test_fleet_rate(changes: int, running_for: float, expected: float) -> None:
     assert fleet_rate(changes, running_for, LOW, HIGH) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.5, 20.0), (1.0, 30.0), (2.0, 60.0), (5.0, 5.0)])
+def test_the_fleet_rate_starts_from_the_poll_policys_prior(low: float, high: float) -> None:
+    """One prior for both modules: before anything was seen, the priority's rate of change
+    (and a pending index's default fresh rate) is the poll policy's prior."""
+    prior = _policy.prior_rate(low, high)
+    assert fleet_rate(0, 0.0, low, high) == pytest.approx(prior)
+    assert index(Phase.PENDING, 7.0, 0.01, low, high) == pytest.approx(
+        index(Phase.PENDING, 7.0, 0.01, low, high, started_rate=prior)
+    )
+    # one event's weight: after 1 / prior seconds seen without a change, half the prior
+    assert fleet_rate(0, 1.0 / prior, low, high) == pytest.approx(prior / 2.0)
 
 
 @pytest.mark.parametrize(
@@ -145,6 +159,7 @@ def test_a_never_seen_task_is_taken_at_most_twice_as_fast_as_the_fleet() -> None
 
 
 ENDING = 1 / (COMPLETION_HAZARD_INTERVALS * 30)
+PRIOR = 1 / math.sqrt(1 * 30)  # the default fresh rate: the prior, one change per sqrt(min * max)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +172,7 @@ ENDING = 1 / (COMPLETION_HAZARD_INTERVALS * 30)
         (Phase.RUNNING, 10.0, 0.2, None, 0.01, 0.21 * 50),
         # h t^2 / 2 for the start, plus h r0 t^3 / 3 for the changes made before it is seen
         # (the marginal cost of the interval: see test_the_index_is_the_marginal_cost)
-        (Phase.PENDING, 60.0, 0.01, None, None, 0.01 * 1800 + 0.01 * (1 / 30) * 72000),
+        (Phase.PENDING, 60.0, 0.01, None, None, 0.01 * 1800 + 0.01 * PRIOR * 72000),
         (Phase.PENDING, 60.0, 0.01, 0.5, None, 0.01 * 1800 + 0.01 * 0.5 * 72000),
         (Phase.PENDING, 0.0, 0.01, 0.5, None, 0.0),
     ],
