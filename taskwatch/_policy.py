@@ -61,6 +61,11 @@ small client, whose tasks have not run yet, polled its pending tasks as if they 
 every two seconds once started. ``_priority`` learns the fleet's rate of change from the same
 prior, so the two modules start from one guess. The prior weighs one event, ``1 /
 prior_rate`` seconds of watching (3 s at 0.5-20 s): the first few spells seen outweigh it.
+Measured on the freshness family (``benchmarks._offline_fresh``), the median serves a client
+of 20 tasks better than the mean on almost every workload and no worse on any, and a client
+of 200 as well overall (worse on the fastest time scale, better on slow changes). No single
+prior serves every workload before its first task has run: a lower one (one change per
+``max_interval``) suits tasks that change rarely and sees the first starts of fast ones late.
 
 These are the estimates of Cho and Garcia-Molina's refresh policies, which learn each
 source's change rate from what polls saw and spend more polls where changes are more
