@@ -50,15 +50,18 @@ The prior
 Before anything was seen, every rate is ``prior_rate``: one event per ``sqrt(min_interval *
 max_interval)`` seconds, the median time scale when every scale between the two bounds is as
 likely as another (a log-uniform gap), and the only thing the caller said about them. The
-median, not the mean rate: a rate misjudged by a factor ``k`` sets an interval ``x = 1 /
-sqrt(k)`` times the best, whose cost is ``(x + 1 / x) / 2`` times the least under the
-square-root rule (``c / T + r * T / 2`` at ``T = x * sqrt(2 * c / r)``), the same for ``k``
-as for ``1 / k``; so under a prior symmetric in the log of the rate the best single guess is
-its median. (The cube-root rule's cost, ``(x**3 + 3 / x) / 4``, is nearly as symmetric.) The
-mean rate of that gap, ``(1 / min_interval - 1 / max_interval) / log(max_interval /
-min_interval)``, is 1.7 times the median at 0.5-20 s and is dominated by the fast end: a
-small client, whose tasks have not run yet, polled its pending tasks as if they would change
-every two seconds once started. ``_priority`` learns the fleet's rate of change from the same
+median, not the mean rate. What a schedule is judged by is relative: its cost over the least
+possible on each workload, and the worst of those. A rate misjudged by a factor ``k`` sets
+an interval ``x = 1 / sqrt(k)`` times the best, whose cost is ``(x + 1 / x) / 2`` times the
+least under the square-root rule (``c / T + r * T / 2`` at ``T = x * sqrt(2 * c / r)``), the
+same for ``k`` as for ``1 / k``. So the guess whose worst ratio over every rate in the range
+is least is the geometric mean of the range's ends, which is also the median, and it
+minimises the mean ratio under the log-uniform prior too. (The cube-root rule's cost, ``(x**3
++ 3 / x) / 4``, is nearly as symmetric.) The mean rate of that gap, ``(1 / min_interval - 1 /
+max_interval) / log(max_interval / min_interval)``, minimises the expected cost in seconds,
+which the fastest rates dominate: 1.7 times the median at 0.5-20 s, it had a small client,
+whose tasks had not run yet, poll its pending tasks as if they would change every two
+seconds once started. ``_priority`` learns the fleet's rate of change from the same
 prior, so the two modules start from one guess. The prior weighs one event, ``1 /
 prior_rate`` seconds of watching (3 s at 0.5-20 s): the first few spells seen outweigh it.
 Measured on the freshness family (``benchmarks._offline_fresh``), the median serves a client
@@ -131,10 +134,10 @@ def prior_rate(min_interval: float, max_interval: float) -> float:
     """The rate expected of an event before any was seen: one per ``sqrt(min_interval *
     max_interval)`` seconds, the median of a gap log-uniform over ``[min_interval,
     max_interval]`` (every time scale the caller allows as likely as any other), not its mean
-    rate, which the fast end dominates. A misjudged rate costs the same whether it was too
-    high or too low by one factor (see the module docstring), and a median is the guess that
-    minimises that cost. The one prior of every rate both this module and ``_priority``
-    learn; ``1 / min_interval`` when the two bounds are equal."""
+    rate, which the fast end dominates. A rate misjudged by one factor costs the same share
+    more whether it was too high or too low (see the module docstring), so this guess keeps
+    the worst share over the range least. The one prior of every rate both this module and
+    ``_priority`` learn; ``1 / min_interval`` when the two bounds are equal."""
     return 1.0 / math.sqrt(min_interval * max_interval)
 
 

@@ -203,19 +203,40 @@ def test_prior_rate_is_the_median_of_a_log_uniform_gap_not_its_mean_rate(
     assert prior_rate(low, high) < mean_rate
 
 
+def _cost(guess: float, rate: float, low: float) -> float:
+    """Seconds of delay plus priced requests per second, polling a source of ``rate`` at the
+    square-root rule's interval for the ``guess``ed rate."""
+    c = price(low)
+    interval = math.sqrt(2.0 * c / guess)
+    return c / interval + rate * interval / 2.0
+
+
 @pytest.mark.parametrize("k", [1.5, 2.0, 4.0, 10.0])
 def test_a_rate_misjudged_either_way_by_one_factor_costs_the_same(k: float) -> None:
-    """Why the median: under the square-root rule, a rate k times too high or k times too low
-    costs the same, so the best guess under a prior symmetric in log rate is its median."""
-    c, rate = price(LOW), 0.1
+    """Under the square-root rule, a rate k times too high or k times too low costs the same
+    share more than the least."""
+    rate = 0.1
+    least = _cost(rate, rate, LOW)
+    assert _cost(rate * k, rate, LOW) == pytest.approx(_cost(rate / k, rate, LOW))
+    assert _cost(rate * k, rate, LOW) == pytest.approx(least * (k**0.5 + k**-0.5) / 2.0)
 
-    def cost(guess: float) -> float:
-        interval = math.sqrt(2.0 * c / guess)
-        return c / interval + rate * interval / 2.0
 
-    least = cost(rate)
-    assert cost(rate * k) == pytest.approx(cost(rate / k))
-    assert cost(rate * k) == pytest.approx(least * (k**0.5 + k**-0.5) / 2.0)
+@pytest.mark.parametrize(("low", "high"), [(0.5, 20.0), (1.0, 30.0), (2.0, 60.0)])
+def test_the_prior_keeps_the_worst_share_over_the_callers_range_least(
+    low: float, high: float
+) -> None:
+    """Why the median: of every guess, the prior's worst cost over the least possible, for a
+    true rate anywhere in [1 / max_interval, 1 / min_interval], is the lowest; the mean rate
+    of the range (the previous prior) does worse on the slowest rates."""
+
+    def worst(guess: float) -> float:
+        rates = [1.0 / high, 1.0 / low]  # the share is largest at an end of the range
+        return max(_cost(guess, r, low) / _cost(r, r, low) for r in rates)
+
+    prior = prior_rate(low, high)
+    mean_rate = (1.0 / low - 1.0 / high) / math.log(high / low)
+    for other in (prior * 0.8, prior * 1.25, mean_rate, 1.0 / high, 1.0 / low):
+        assert worst(prior) < worst(other)
 
 
 def test_before_anything_was_seen_a_pending_task_is_priced_at_the_prior() -> None:
