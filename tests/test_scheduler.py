@@ -390,9 +390,9 @@ async def test_a_late_joiner_that_times_out_gets_the_streams_last_snapshot() -> 
 
 async def test_an_idle_watch_holds_under_720_bytes() -> None:
     # What watch_many keeps per sleeping watch (its records, its deadline and its last
-    # snapshot), counted by tracemalloc in taskwatch's own code: about 630 bytes (690 on
+    # snapshot), counted by tracemalloc in taskwatch's own code: about 600 bytes (660 on
     # Python 3.10; it was about 810 with a record of settings per watch and a dict per
-    # snapshot). The benchmark
+    # snapshot, 630 with a datetime for created_at). The benchmark
     # benchmarks/idle.py measures the whole process at 100,000 watches.
     watches = 1000
     async with SimulatedTaskAPI(rate_limit=None) as api:
