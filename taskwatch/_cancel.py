@@ -32,10 +32,11 @@ CLEANUP_BOUND = 10.0
 
 if sys.version_info >= (3, 11):
 
-    def raise_if_cancelling() -> None:
+    def raise_if_cancelling(loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Raise CancelledError when the current task is being cancelled: a library awaited
-        just before returned normally, swallowing the cancellation."""
-        task = asyncio.current_task()
+        just before returned normally, swallowing the cancellation. ``loop``: the running
+        loop, when the caller knows it (it spares looking it up)."""
+        task = asyncio.current_task(loop)
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
 
@@ -49,7 +50,7 @@ if sys.version_info >= (3, 11):
 
 else:  # pragma: no cover - exercised on Python 3.10 only
 
-    def raise_if_cancelling() -> None:
+    def raise_if_cancelling(loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Nothing to check on Python 3.10 (no ``Task.cancelling()``): ``within`` guards the
         calls that need it."""
 

@@ -130,6 +130,9 @@ def auth_headers(api_key: str, user_agent: str) -> dict[str, str]:
     }
 
 
+_INFINITY = math.inf
+
+
 @attrs.frozen(slots=True)
 class RateLimitInfo:
     """The server's ``X-RateLimit-*`` headers as numbers; a field is None when absent or garbage.
@@ -145,35 +148,45 @@ class RateLimitInfo:
     reset: float | None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:  # noqa: PLR0912
         """Read the three headers; None when none of them is usable."""
+        # Every answer goes through here: the three readings are inline, not helper calls
+        # (hence the branches).
+        # int() and float() ignore surrounding whitespace themselves.
         get = headers.get
-        limit = _non_negative_int(get(_LIMIT_HEADER))
-        remaining = _non_negative_int(get(_REMAINING_HEADER))
-        reset = _finite_non_negative(get(_RESET_HEADER))
+        limit: int | None = None
+        remaining: int | None = None
+        reset: float | None = None
+        text = get(_LIMIT_HEADER)
+        if text is not None:
+            try:
+                limit = int(text)
+            except ValueError:
+                pass  # garbage reads as absent
+            else:
+                if limit < 0:
+                    limit = None
+        text = get(_REMAINING_HEADER)
+        if text is not None:
+            try:
+                remaining = int(text)
+            except ValueError:
+                pass  # garbage reads as absent
+            else:
+                if remaining < 0:
+                    remaining = None
+        text = get(_RESET_HEADER)
+        if text is not None:
+            try:
+                reset = float(text)
+            except ValueError:
+                pass  # garbage reads as absent
+            else:
+                if not 0.0 <= reset < _INFINITY:  # negative, infinite or NaN
+                    reset = None
         if limit is None and remaining is None and reset is None:
             return None
         return cls(limit, remaining, reset)  # positional: cheaper, on every answer
-
-
-def _non_negative_int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)  # int() and float() ignore surrounding whitespace themselves
-    except ValueError:
-        return None
-    return number if number >= 0 else None
-
-
-def _finite_non_negative(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
 
 
 def sane_wait(seconds: float, cap: float = MAX_SERVER_WAIT) -> float | None:

@@ -317,14 +317,16 @@ class RequestPath:
             return self._send(url, task_hash, _HELD if slot_taken else _TAKE, True)
         return self._fetch(url, task_hash, slot_taken)
 
-    def fetch_now(self, url: URL, task_hash: str) -> Awaitable[Task] | None:
+    def fetch_now(
+        self, url: URL, task_hash: str, loop: asyncio.AbstractEventLoop | None = None
+    ) -> Awaitable[Task] | None:
         """``fetch(url, task_hash)`` when room in flight and a budget slot are both free now
         (then held for it; the first attempt need not look for a pause begun since), else
         None, holding nothing. Raises at once when the client cannot send (closed, the
         session of another event loop) or the budget fails, the error carrying
-        ``task_hash``."""
+        ``task_hash``. ``loop``: the running loop, when the caller has it at hand."""
         try:
-            if asyncio.get_running_loop() is not self._loop:
+            if (loop if loop is not None else asyncio.get_running_loop()) is not self._loop:
                 self._follow_loop()
             gate = self._in_flight
             if not gate.try_enter():
@@ -567,7 +569,8 @@ class RequestPath:
                     learning = self.limiter.observe(info)
                     if learning is not None:
                         await learning
-                raise_if_cancelling()
+                # (every way here has checked that the loop running is ``self._loop``)
+                raise_if_cancelling(self._loop)
                 task, deviations = _protocol.read_task(body, task_hash)
                 if deviations:
                     self._note_deviations(deviations)

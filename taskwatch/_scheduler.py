@@ -460,14 +460,15 @@ class Scheduler:
         path = self._path
         url = path.url_for(task_hash)
         path.check_open(task_hash)
-        if asyncio.get_running_loop() is not self._loop:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
             self._follow_loop()
         streams = self._streams
         if (
             task_hash not in streams
             and not self._urgent
             and not self._ready
-            and (fetch := path.fetch_now(url, task_hash)) is not None
+            and (fetch := path.fetch_now(url, task_hash, loop)) is not None
         ):
             # Nobody polls the hash and a slot is free (held): send the request from the
             # caller's own task, behind a marker that a caller arriving meanwhile turns into

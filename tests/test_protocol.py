@@ -628,6 +628,18 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
             {"X-RateLimit-Limit": "90", "X-RateLimit-Reset": "inf"},
             RateLimitInfo(limit=90, remaining=None, reset=None),
         ),
+        ({"X-RateLimit-Reset": "nan"}, None),
+        ({"X-RateLimit-Reset": "-5"}, None),
+        ({"X-RateLimit-Reset": "-inf"}, None),
+        (
+            {"X-RateLimit-Limit": " 90 ", "X-RateLimit-Reset": " 1.5e9 "},
+            RateLimitInfo(limit=90, remaining=None, reset=1.5e9),
+        ),
+        (
+            {"X-RateLimit-Limit": "-1", "X-RateLimit-Remaining": "7", "X-RateLimit-Reset": "0"},
+            RateLimitInfo(limit=None, remaining=7, reset=0.0),
+        ),
+        ({"X-RateLimit-Limit": "9.5", "X-RateLimit-Remaining": ""}, None),
     ],
 )
 def test_rate_limit_headers(headers: dict[str, str], expected: RateLimitInfo | None) -> None:
