@@ -5,12 +5,17 @@ what a budget shared on Redis adds (when a Redis server answers at $REDIS_URL).
     python -m benchmarks.overhead [--quick]
     python -m benchmarks.overhead --bytecodes   # Python bytecodes per call instead of CPU
     python -m benchmarks.overhead --bytecodes --by-function 30   # and where they differ
+    python -m benchmarks.overhead --instructions   # machine instructions per call (valgrind)
 
 The server runs in its own process; CPU is this process's ``time.process_time``. Rounds are
 interleaved (each round runs every client once, in a rotating order) and medians reported.
 ``--bytecodes`` counts the Python bytecodes each call executes (``sys.settrace``): a figure
 the machine's load does not move, to see where the CPU goes (C code, orjson and the kernel
-are not counted).
+are not counted). ``--instructions`` counts the machine instructions of the client process
+per call (valgrind's callgrind, C code, orjson and the user side of system calls included; not
+the kernel): each client alone in a process of its own under valgrind, twice, with few and with
+many calls, and the difference divided by the difference in calls, so that start-up and imports
+cancel out. Like bytecodes, a figure the machine's load does not move.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import asyncio
 import collections
 import gc
 import os
+import re
+import shutil
+import subprocess
 import sys
 import time
 import types
@@ -248,6 +256,70 @@ async def count_bytecodes(calls: int = 1000, by_function: int = 0) -> dict[str, 
     return counted
 
 
+async def _run_alone(name: str, base_url: str, calls: int, concurrency: int) -> None:
+    """``calls`` calls of one client with ``concurrency`` callers (after the warm-up), in this
+    process: what ``--instructions`` runs under valgrind."""
+    async with AsyncExitStack() as stack:
+        call = await CLIENTS[name](stack, base_url)
+        assert call is not None
+        for n in range(50):
+            await call(_hash(n))
+        per_caller = calls // concurrency
+
+        async def caller(task_hash: str) -> None:
+            for _ in range(per_caller):
+                await call(task_hash)
+
+        await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
+
+
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def _instructions(name: str, base_url: str, calls: int, concurrency: int) -> int:
+    """Machine instructions of a whole process making ``calls`` calls, counted by callgrind."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "benchmarks.overhead",
+        "--alone",
+        name,
+        "--base-url",
+        base_url,
+        "--calls",
+        str(calls),
+        "--concurrency",
+        str(concurrency),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    match = _COLLECTED.search(done.stderr)
+    if match is None:
+        raise RuntimeError(f"callgrind printed no count: {done.stderr[-500:]!r}")
+    return int(match.group(1))
+
+
+def count_instructions(few: int = 500, many: int = 2500) -> dict[str, dict[str, float]]:
+    """Machine instructions per call of raw aiohttp and taskwatch, for each mode: the
+    difference between a process making ``many`` calls and one making ``few``, per call."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on PATH")
+    counted: dict[str, dict[str, float]] = {}
+    with ServerProcess() as server:
+        for mode, concurrency in (("sequential", 1), ("50 concurrent", 50)):
+            for name in ("raw aiohttp", "taskwatch"):
+                low = _instructions(name, server.base_url, few, concurrency)
+                high = _instructions(name, server.base_url, many, concurrency)
+                counted.setdefault(mode, {})[name] = (high - low) / (many - few)
+    for mode, figures in counted.items():
+        say(f"\nMachine instructions per call (callgrind, {many} calls less {few}), {mode}")
+        say(table([(name, f"{n:,.0f}") for name, n in figures.items()], ["client", "instructions"]))
+        say(f"taskwatch / raw aiohttp: {figures['taskwatch'] / figures['raw aiohttp']:.3f}x")
+    return counted
+
+
 def _function_name(code: types.CodeType) -> str:
     """A function as ``module-ish path:qualified name``, short enough for a table."""
     path = code.co_filename
@@ -315,7 +387,22 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help="with --bytecodes: also the N functions whose counts differ most from raw aiohttp",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count machine instructions per call instead (needs valgrind; a few minutes)",
+    )
+    parser.add_argument("--alone", metavar="CLIENT", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.alone:
+        asyncio.run(_run_alone(args.alone, args.base_url, args.calls, args.concurrency))
+        return
+    if args.instructions:
+        count_instructions(100 if args.quick else 500, 300 if args.quick else 2500)
+        return
     if args.bytecodes:
         asyncio.run(count_bytecodes(200 if args.quick else 1000, args.by_function))
         return
