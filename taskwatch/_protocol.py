@@ -131,9 +131,6 @@ def auth_headers(api_key: str, user_agent: str) -> dict[str, str]:
     }
 
 
-_INFINITY = math.inf
-
-
 @attrs.frozen(slots=True)
 class RateLimitInfo:
     """The server's ``X-RateLimit-*`` headers as numbers; a field is None when absent or garbage.
@@ -149,42 +146,12 @@ class RateLimitInfo:
     reset: float | None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:  # noqa: PLR0912
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
         """Read the three headers; None when none of them is usable."""
-        # Every answer goes through here: the three readings are inline, not helper calls
-        # (hence the branches).
-        # int() and float() ignore surrounding whitespace themselves.
         get = headers.get
-        limit: int | None = None
-        remaining: int | None = None
-        reset: float | None = None
-        text = get(_LIMIT_HEADER)
-        if text is not None:
-            try:
-                limit = int(text)
-            except ValueError:
-                pass  # garbage reads as absent
-            else:
-                if limit < 0:
-                    limit = None
-        text = get(_REMAINING_HEADER)
-        if text is not None:
-            try:
-                remaining = int(text)
-            except ValueError:
-                pass  # garbage reads as absent
-            else:
-                if remaining < 0:
-                    remaining = None
-        text = get(_RESET_HEADER)
-        if text is not None:
-            try:
-                reset = float(text)
-            except ValueError:
-                pass  # garbage reads as absent
-            else:
-                if not 0.0 <= reset < _INFINITY:  # negative, infinite or NaN
-                    reset = None
+        limit = _non_negative_int(get(_LIMIT_HEADER))
+        remaining = _non_negative_int(get(_REMAINING_HEADER))
+        reset = _finite_non_negative(get(_RESET_HEADER))
         if limit is None and remaining is None and reset is None:
             return None
         filling = _RATE_LIMIT_FILLING
@@ -201,6 +168,29 @@ class RateLimitInfo:
 
 _new = object.__new__
 _RATE_LIMIT_FILLING = filling_class(RateLimitInfo)
+
+
+def _non_negative_int(text: str | None) -> int | None:
+    """A header's integer, None when absent, garbage or negative (``int()`` ignores the
+    surrounding whitespace itself)."""
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def _finite_non_negative(text: str | None) -> float | None:
+    """A header's number, None when absent, garbage, negative, infinite or NaN."""
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if 0.0 <= number < math.inf else None
 
 
 def sane_wait(seconds: float, cap: float = MAX_SERVER_WAIT) -> float | None:
