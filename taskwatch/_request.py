@@ -318,15 +318,15 @@ class RequestPath:
         return self._fetch(url, task_hash, slot_taken)
 
     def fetch_now(
-        self, url: URL, task_hash: str, loop: asyncio.AbstractEventLoop | None = None
+        self, url: URL, task_hash: str, loop: asyncio.AbstractEventLoop
     ) -> Awaitable[Task] | None:
         """``fetch(url, task_hash)`` when room in flight and a budget slot are both free now
         (then held for it; the first attempt need not look for a pause begun since), else
         None, holding nothing. Raises at once when the client cannot send (closed, the
         session of another event loop) or the budget fails, the error carrying
-        ``task_hash``. ``loop``: the running loop, when the caller has it at hand."""
+        ``task_hash``. ``loop``: the running loop (the caller has looked it up already)."""
         try:
-            if (loop if loop is not None else asyncio.get_running_loop()) is not self._loop:
+            if loop is not self._loop:
                 self._follow_loop()
             gate = self._in_flight
             if not gate.try_enter():
