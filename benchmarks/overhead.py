@@ -126,19 +126,31 @@ _NOT_AVAILABLE = {
 }
 
 
-async def _measure(call: Call, calls: int, concurrency: int) -> tuple[float, float]:
-    """(client CPU µs per call, wall µs per call)."""
+async def _warm_up(call: Call) -> None:
+    """A few calls before counting: connections, caches, first-call imports."""
+    for n in range(50):
+        await call(_hash(n))
+
+
+async def _call_concurrently(call: Call, calls: int, concurrency: int) -> int:
+    """``calls`` calls (rounded down to a multiple of ``concurrency``) by ``concurrency``
+    callers, each on a hash of its own; returns how many were made."""
     per_caller = calls // concurrency
 
     async def caller(task_hash: str) -> None:
         for _ in range(per_caller):
             await call(task_hash)
 
+    await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
+    return per_caller * concurrency
+
+
+async def _measure(call: Call, calls: int, concurrency: int) -> tuple[float, float]:
+    """(client CPU µs per call, wall µs per call)."""
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
+    done = await _call_concurrently(call, calls, concurrency)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    done = per_caller * concurrency
     return cpu / done * 1e6, wall / done * 1e6
 
 
@@ -153,8 +165,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 if call is None:
                     say(f"({name}: {_NOT_AVAILABLE[name]})")
                     continue
-                for n in range(50):  # warm up: connections, caches, first-call imports
-                    await call(_hash(n))
+                await _warm_up(call)
                 clients[name] = call
             for mode, concurrency in (("sequential", 1), ("50 concurrent", 50)):
                 samples: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
@@ -206,26 +217,17 @@ async def count_bytecodes(calls: int = 1000, by_function: int = 0) -> dict[str, 
             for name in ("raw aiohttp", "taskwatch"):
                 call = await CLIENTS[name](stack, server.base_url)
                 assert call is not None
-                for n in range(50):
-                    await call(_hash(n))
+                await _warm_up(call)
                 for mode, concurrency in (("sequential", 1), ("50 concurrent", 50)):
-                    per_caller = calls // concurrency
-
-                    async def caller(
-                        task_hash: str, call: Call = call, n: int = per_caller
-                    ) -> None:
-                        for _ in range(n):
-                            await call(task_hash)
-
                     count = 0
                     per_code.clear()
                     sys.settrace(trace_frame)
                     try:
-                        await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
+                        done = await _call_concurrently(call, calls, concurrency)
                     finally:
                         sys.settrace(None)
-                    counted.setdefault(mode, {})[name] = count / (per_caller * concurrency)
-                    done_calls[mode] = per_caller * concurrency
+                    counted.setdefault(mode, {})[name] = count / done
+                    done_calls[mode] = done
                     functions.setdefault(mode, {})[name] = collections.Counter(
                         {_function_name(code): n for code, n in per_code.items()}
                     )
@@ -262,15 +264,8 @@ async def _run_alone(name: str, base_url: str, calls: int, concurrency: int) -> 
     async with AsyncExitStack() as stack:
         call = await CLIENTS[name](stack, base_url)
         assert call is not None
-        for n in range(50):
-            await call(_hash(n))
-        per_caller = calls // concurrency
-
-        async def caller(task_hash: str) -> None:
-            for _ in range(per_caller):
-                await call(task_hash)
-
-        await asyncio.gather(*(caller(_hash(n)) for n in range(concurrency)))
+        await _warm_up(call)
+        await _call_concurrently(call, calls, concurrency)
 
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
