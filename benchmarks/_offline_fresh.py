@@ -157,11 +157,6 @@ class _Fleet(_priority.FleetLearning):
             *interval,
         )
 
-    def taught(self) -> _policy.Fleet:
-        return _policy.Fleet(
-            self.starts, self.pending_for, self.changes, self.ends, self.running_for
-        )
-
 
 Interval = Callable[[_Stream, _Fleet, float, float, float, float], float]
 

@@ -70,6 +70,36 @@ of 200 as well overall (worse on the fastest time scale, better on slow changes)
 prior serves every workload before its first task has run: a lower one (one change per
 ``max_interval``) suits tasks that change rarely and sees the first starts of fast ones late.
 
+Quiet after a change
+--------------------
+A task does not change as a Poisson stream: its results rise as pages are scraped, and a page
+takes time, so right after a change (or a start) the next is unlikely for a while. The fleet
+learns how long from what its polls saw: each time a running task's change is seen, the time
+from the change (or the start) seen before it to the last poll that still showed nothing new
+is a lower bound on that quiet spell (the next change came after that poll); a poll that finds
+several pages done at once adds a bound of zero for each gap it hid. ``quiet_for`` reads a
+quantile of the latest bounds (``QUIET_WINDOW``; none before ``QUIET_MIN_SAMPLES``). Lower
+bounds only: polls coarser than the quiet spells give bounds of zero, so the rule cannot teach
+itself a longer quiet than it saw, and where the gaps are not seen it is the Poisson rule.
+
+Which quantile: holding back the dense polls one second longer saves ``1 / T`` polls (``c /
+T`` in delay), and delays every change that came before the hold-back ended by that second,
+a share ``F(D)`` of them. The best hold-back ``D`` has ``F(D) = c / T``: the quantile ``c /
+T`` of the quiet spells, ``T`` the dense interval (at most one half, as ``T >= min_interval
+= 2 * c``). So, while running:
+
+- within ``D`` of the last change (or the start) seen, only the end is expected: the next poll
+  comes at the square-root rule of the end hazard alone, or one dense interval after ``D``,
+  whichever is sooner;
+- after ``D``, the changes come faster than the mean gap says, as its quiet part is over: a
+  mean gap ``1 / r`` is ``D`` of quiet and a Poisson remainder of mean ``1 / r - D`` (its rate
+  at most ``QUIET_SPEEDUP`` times ``r``, since ``D`` is estimated);
+- a pending task's start unseen for ``u`` seconds costs nothing for the first ``D`` of them
+  (the fresh task's first change is at least that far off), so the cube-root rule above
+  becomes ``T = D + x`` with ``2 * x**3 + 3 * D * x**2 = 6 * c / (h * r0)`` (the cost of a
+  start ``u`` before the poll is ``r0 * (u - D)**2 / 2``, averaged over ``u`` in ``[0,
+  T]``); ``T = (3 * c / (h * r0)) ** (1 / 3)`` at ``D = 0``.
+
 These are the estimates of Cho and Garcia-Molina's refresh policies, which learn each
 source's change rate from what polls saw and spend more polls where changes are more
 frequent, but not in proportion ("Synchronizing a database to improve freshness", SIGMOD
@@ -96,7 +126,7 @@ Poll scheduling is not a retry, so it is not a tenacity wait strategy (those tak
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
 import attrs
@@ -105,6 +135,9 @@ from .models import Task, TaskState
 
 JITTER = 0.2
 PACE_WEIGHT = 0.5  # weight of the newest gap in the pace's moving average
+QUIET_WINDOW = 256  # the latest quiet bounds a fleet keeps (``quiet_for``)
+QUIET_MIN_SAMPLES = 5  # no quiet spell is assumed before this many bounds
+QUIET_SPEEDUP = 4.0  # after the quiet spell, at most this many times the mean rate
 
 ChangeKey = Callable[[Task], Hashable]
 
@@ -175,13 +208,48 @@ def running_interval(rate: float, min_interval: float, max_interval: float) -> f
 
 
 def pending_interval(
-    start_hazard: float, fresh_rate: float, min_interval: float, max_interval: float
+    start_hazard: float,
+    fresh_rate: float,
+    min_interval: float,
+    max_interval: float,
+    quiet: float = 0.0,
 ) -> float:
-    """A pending task's interval: ``(3 * price / (start_hazard * fresh_rate)) ** (1/3)``,
-    within the bounds."""
+    """A pending task's interval, within the bounds: ``quiet + x`` where ``2 * x**3 + 3 *
+    quiet * x**2 = 6 * price / (start_hazard * fresh_rate)``, a fresh start's first change
+    being at least ``quiet`` seconds off; ``(3 * price / (start_hazard * fresh_rate)) **
+    (1/3)`` at ``quiet`` 0."""
     product = start_hazard * fresh_rate
-    best = (3.0 * price(min_interval) / product) ** (1.0 / 3.0) if product > 0 else max_interval
-    return min(max(best, min_interval), max_interval)
+    if not product > 0:
+        return max_interval
+    target = 6.0 * price(min_interval) / product
+    x: float = (target / 2.0) ** (1.0 / 3.0)  # the root at no quiet, above all others
+    quiet = max(quiet, 0.0)
+    if quiet > 0:
+        for _ in range(_NEWTON_STEPS):  # from above, Newton's steps fall monotonically
+            excess = 2.0 * x**3 + 3.0 * quiet * x * x - target
+            if excess <= target * 1e-9:
+                break
+            x -= excess / (6.0 * x * x + 6.0 * quiet * x)
+    return min(max(quiet + x, min_interval), max_interval)
+
+
+_NEWTON_STEPS = 50
+
+
+def quiet_for(quiet_after: Sequence[float], share: float) -> float:
+    """The quiet spell to hold back for: the ``share`` quantile of ``quiet_after``, lower
+    bounds on the seconds from a change seen (or a start) to the next change, sorted
+    ascending; 0 with fewer than ``QUIET_MIN_SAMPLES`` of them."""
+    count = len(quiet_after)
+    if count < QUIET_MIN_SAMPLES:
+        return 0.0
+    return max(quiet_after[min(int(max(share, 0.0) * count), count - 1)], 0.0)
+
+
+def after_quiet(rate: float, quiet: float) -> float:
+    """The rate of change once a quiet spell of ``quiet`` seconds is over, for a mean rate
+    ``rate``: ``1 / (1 / rate - quiet)``, at most ``QUIET_SPEEDUP * rate``."""
+    return rate / max(1.0 - quiet * rate, 1.0 / QUIET_SPEEDUP)
 
 
 def poll_interval(
@@ -208,26 +276,42 @@ def poll_interval(
     prior = prior_rate(min_interval, max_interval)
     change_rate = learnt_rate(fleet.running_changes, fleet.running_for, prior)
     end_hazard = learnt_rate(fleet.ends, fleet.running_for, prior)
+    cost = price(min_interval)
     if running:
         rate = running_rate(changes_seen, running_for, pace, since_change, change_rate)
         base = running_interval(rate + end_hazard, min_interval, max_interval)
+        quiet = quiet_for(fleet.quiet_after, cost / base)
+        if quiet > 0:
+            faster = after_quiet(rate, quiet) + end_hazard
+            base = running_interval(faster, min_interval, max_interval)
+            # since the last change seen, or else the start (if it showed no change)
+            since = running_for if since_change is None and changes_seen == 0 else since_change
+            if since is not None and since < quiet:
+                ending = running_interval(end_hazard, min_interval, max_interval)
+                base = min(ending, quiet - since + base)
     else:
         hazard = learnt_rate(fleet.starts, fleet.pending_for, prior)
-        base = pending_interval(hazard, change_rate + end_hazard, min_interval, max_interval)
+        fresh = change_rate + end_hazard
+        dense = running_interval(fresh, min_interval, max_interval)
+        quiet = quiet_for(fleet.quiet_after, cost / dense)
+        base = pending_interval(hazard, fresh, min_interval, max_interval, quiet)
     return max(min_interval, base * (1.0 - JITTER * rand))
 
 
 @attrs.frozen(slots=True)
 class Fleet:
     """What the polls of all of one client's watches taught (the scheduler keeps the counts):
-    ``starts`` seen in ``pending_for`` seconds of watching tasks wait, and ``running_changes``
-    changes and ``ends`` seen in ``running_for`` seconds of watching tasks run."""
+    ``starts`` seen in ``pending_for`` seconds of watching tasks wait, ``running_changes``
+    changes and ``ends`` seen in ``running_for`` seconds of watching tasks run, and
+    ``quiet_after``, lower bounds on the quiet spells after a change or a start, sorted
+    ascending (see the module docstring)."""
 
     starts: int = 0
     pending_for: float = 0.0
     running_changes: int = 0
     ends: int = 0
     running_for: float = 0.0
+    quiet_after: Sequence[float] = ()
 
 
 _NOTHING_SEEN = Fleet()

@@ -93,11 +93,13 @@ Limits
 
 from __future__ import annotations
 
+import bisect
+import collections
 import enum
 import math
 from typing import Protocol
 
-from ._policy import prior_rate
+from ._policy import QUIET_WINDOW, Fleet, prior_rate
 
 __all__ = [
     "COMPLETION_HAZARD_INTERVALS",
@@ -197,15 +199,27 @@ class Watched(Protocol):
     phase_since: float  # when it probably entered that phase (monotonic seconds)
     last_poll: float | None  # None: never polled
     changes_seen: int  # in this phase
+    last_change_at: float | None  # when a change was last seen in this running spell
 
 
 class FleetLearning:
     """What the polls of all of one scheduler's watches taught: ``starts`` seen in
-    ``pending_for`` seconds of watching tasks wait, and ``changes`` and ``ends`` seen in
-    ``running_for`` seconds of watching tasks run. ``learn`` also updates the stream polled.
-    The scheduler and the benchmarks' offline model both learn through it."""
+    ``pending_for`` seconds of watching tasks wait, ``changes`` and ``ends`` seen in
+    ``running_for`` seconds of watching tasks run, and the latest ``_policy.QUIET_WINDOW``
+    lower bounds on a task's quiet spell after a change or a start (``_policy.quiet_for``).
+    ``learn`` also updates the stream polled. The scheduler and the benchmarks' offline model
+    both learn through it."""
 
-    __slots__ = ("changes", "ends", "pending_for", "running_for", "starts")
+    __slots__ = (
+        "_quiet_order",
+        "_quiet_sorted",
+        "_quiet_view",
+        "changes",
+        "ends",
+        "pending_for",
+        "running_for",
+        "starts",
+    )
 
     def __init__(self) -> None:
         self.starts = 0
@@ -213,6 +227,25 @@ class FleetLearning:
         self.changes = 0
         self.ends = 0
         self.running_for = 0.0
+        self._quiet_order: collections.deque[float] = collections.deque()
+        self._quiet_sorted: list[float] = []
+        self._quiet_view: tuple[float, ...] = ()
+
+    @property
+    def quiet_after(self) -> tuple[float, ...]:
+        """The quiet bounds kept, sorted ascending."""
+        return self._quiet_view
+
+    def taught(self) -> Fleet:
+        """What the poll policy needs of it (``_policy.poll_interval``'s ``fleet``)."""
+        return Fleet(
+            self.starts,
+            self.pending_for,
+            self.changes,
+            self.ends,
+            self.running_for,
+            self._quiet_view,
+        )
 
     def learn(
         self,
@@ -243,6 +276,8 @@ class FleetLearning:
             self.starts += phase is not Phase.PENDING
         elif seen_before and pages_before is not None:  # it was running, and ran on
             changes = max(pages - pages_before, 1) if emitted else 0
+            if changes and not is_done:
+                self._note_quiet(stream, last, changes)
             stream.changes_seen += changes
             self.changes += changes
             self.running_for += now - last
@@ -252,6 +287,29 @@ class FleetLearning:
             fleet = fleet_rate(self.changes, self.running_for, min_interval, max_interval)
             ran_for, stream.changes_seen = started(pages, now - last, fleet, seen_before)
             stream.phase_since = now - ran_for
+
+    def _note_quiet(self, stream: Watched, quiet_until: float, changes: int) -> None:
+        """A running task showed ``changes`` new changes, after a poll at ``quiet_until``
+        that showed none: its quiet spell since the change (or the start) seen before lasted
+        at least until then, and each further change hid a gap of at least zero. A task
+        found started with changes already made has no such mark, and teaches nothing."""
+        if stream.last_change_at is not None:
+            since = stream.last_change_at
+        elif stream.changes_seen == 0:
+            since = stream.phase_since
+        else:
+            return
+        self._add_quiet(max(quiet_until - since, 0.0))
+        for _ in range(min(changes - 1, QUIET_WINDOW)):
+            self._add_quiet(0.0)
+        self._quiet_view = tuple(self._quiet_sorted)
+
+    def _add_quiet(self, bound: float) -> None:
+        self._quiet_order.append(bound)
+        bisect.insort(self._quiet_sorted, bound)
+        if len(self._quiet_order) > QUIET_WINDOW:
+            oldest = self._quiet_order.popleft()
+            del self._quiet_sorted[bisect.bisect_left(self._quiet_sorted, oldest)]
 
 
 def start_hazard(

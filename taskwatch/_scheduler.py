@@ -814,9 +814,7 @@ class Scheduler:
             running_for=now - stream.phase_since,
             pace=stream.pace,
             since_change=since,
-            fleet=_policy.Fleet(
-                taught.starts, taught.pending_for, taught.changes, taught.ends, taught.running_for
-            ),
+            fleet=taught.taught(),
         )
         due = now + delay
         for sub in stream.subs:  # never sleep past a deadline

@@ -10,7 +10,10 @@ from taskwatch import Task, TaskStatus
 from taskwatch._policy import (
     JITTER,
     PACE_WEIGHT,
+    QUIET_MIN_SAMPLES,
+    QUIET_SPEEDUP,
     Fleet,
+    after_quiet,
     check_intervals,
     decide,
     learnt_rate,
@@ -19,6 +22,7 @@ from taskwatch._policy import (
     poll_interval,
     price,
     prior_rate,
+    quiet_for,
     running_interval,
     running_rate,
     total_results,
@@ -339,3 +343,157 @@ def test_note_poll_learns_the_pace_of_a_running_task_and_forgets_it_on_a_new_sta
     assert stream.quiet == 0
     note_poll(stream, "completed", True, 41.0)  # a new state: the pace no longer holds
     assert (stream.pace, stream.last_change_at, stream.last_state) == (None, None, "completed")
+
+
+# -- quiet after a change ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bounds", "share", "expected"),
+    [
+        ((), 0.1, 0.0),
+        ((9.0, 9.0, 9.0, 9.0), 0.5, 0.0),  # fewer than QUIET_MIN_SAMPLES: no quiet assumed
+        ((1.0, 2.0, 3.0, 4.0, 5.0), 0.0, 1.0),
+        ((1.0, 2.0, 3.0, 4.0, 5.0), 0.39, 2.0),  # int(0.39 * 5) = 1
+        ((1.0, 2.0, 3.0, 4.0, 5.0), 0.5, 3.0),
+        ((1.0, 2.0, 3.0, 4.0, 5.0), 1.0, 5.0),  # never past the last
+        ((0.0,) * 4 + (7.0,) * 6, 0.3, 0.0),  # hidden gaps count
+        ((0.0,) * 4 + (7.0,) * 6, 0.4, 7.0),
+    ],
+)
+def test_quiet_for_reads_a_quantile_of_the_bounds(
+    bounds: tuple[float, ...], share: float, expected: float
+) -> None:
+    assert quiet_for(bounds, share) == expected
+    assert QUIET_MIN_SAMPLES == 5
+
+
+@pytest.mark.parametrize(
+    ("rate", "quiet", "expected"),
+    [
+        (0.1, 0.0, 0.1),
+        (0.1, 5.0, 0.2),  # a 10 s mean gap: 5 s quiet, then 5 s on average
+        (1 / 30, 15.0, 1 / 15),
+        (0.1, 9.0, 0.1 * QUIET_SPEEDUP),  # 1 s left of 10: capped
+        (0.1, 50.0, 0.1 * QUIET_SPEEDUP),  # a quiet bound longer than the mean gap
+    ],
+)
+def test_after_quiet_is_the_rate_of_the_rest_of_the_gap(
+    rate: float, quiet: float, expected: float
+) -> None:
+    assert after_quiet(rate, quiet) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("quiet", [0.5, 2.0, 5.0, 15.0, 40.0])
+@pytest.mark.parametrize(("hazard", "fresh"), [(1 / 165, 1 / 20), (1 / 30, 0.5), (1e-3, 1e-2)])
+def test_a_quiet_start_solves_the_shifted_cube_root_rule(
+    quiet: float, hazard: float, fresh: float
+) -> None:
+    low, high = 0.5, 1e6  # wide bounds, so the rule is not clamped
+    interval = pending_interval(hazard, fresh, low, high, quiet)
+    x = interval - quiet
+    assert x > 0
+    assert 2 * x**3 + 3 * quiet * x**2 == pytest.approx(6 * price(low) / (hazard * fresh))
+    # longer than without the quiet, by less than the quiet itself
+    plain = pending_interval(hazard, fresh, low, high)
+    assert plain < interval < plain + quiet
+    assert pending_interval(hazard, fresh, low, high, 0.0) == plain
+
+
+def test_a_quiet_pending_interval_keeps_the_bounds() -> None:
+    assert pending_interval(1 / 165, 1 / 20, 0.5, 20.0, 15.0) == 20.0
+    assert pending_interval(1.0, 10.0, 0.5, 20.0, 0.0) == 0.5
+    assert pending_interval(0.0, 10.0, 0.5, 20.0, 5.0) == 20.0
+
+
+QUIET = tuple([15.0] * 20)  # every quiet spell seen lasted at least 15 s
+
+
+def test_running_polls_hold_back_through_the_quiet_spell_then_come_faster() -> None:
+    fleet = Fleet(running_changes=40, ends=20, running_for=1200.0, quiet_after=QUIET)
+    plain = Fleet(running_changes=40, ends=20, running_for=1200.0)
+    low, high = 0.5, 20.0
+
+    def after(since: float, fleet: Fleet) -> float:
+        return poll_interval(
+            low,
+            high,
+            0.0,
+            running=True,
+            changes_seen=2,
+            running_for=60.0,
+            pace=None,
+            since_change=since,
+            fleet=fleet,
+        )
+
+    change_rate = learnt_rate(40, 1200.0, prior_rate(low, high))
+    end = learnt_rate(20, 1200.0, prior_rate(low, high))
+    rate = running_rate(2, 60.0, None, 1.0, change_rate)
+    dense = running_interval(after_quiet(rate, 15.0) + end, low, high)
+    ending = running_interval(end, low, high)
+    # 1 s after a change: only the end is expected until 15 s
+    assert after(1.0, fleet) == pytest.approx(min(ending, 14.0 + dense))
+    assert after(1.0, fleet) > after(1.0, plain)
+    # past the quiet spell: denser than the mean rate alone would poll
+    assert after(16.0, fleet) == pytest.approx(dense)
+    assert after(16.0, fleet) < after(16.0, plain)
+
+
+def test_a_fresh_start_is_held_back_too_unless_it_showed_changes() -> None:
+    fleet = Fleet(running_changes=40, ends=20, running_for=1200.0, quiet_after=QUIET)
+    plain = Fleet(running_changes=40, ends=20, running_for=1200.0)
+
+    def fresh(changes_seen: int, fleet: Fleet) -> float:
+        return poll_interval(
+            0.5,
+            20.0,
+            0.0,
+            running=True,
+            changes_seen=changes_seen,
+            running_for=2.0,
+            fleet=fleet,
+        )
+
+    assert fresh(0, fleet) > fresh(0, plain)
+    # found started with changes made: no mark to count the quiet from, so only the faster rate
+    assert fresh(3, fleet) <= fresh(3, plain)
+
+
+def test_pending_polls_spread_by_the_quiet_a_fresh_start_keeps() -> None:
+    fleet = Fleet(
+        starts=2,
+        pending_for=330.0,
+        running_changes=40,
+        ends=20,
+        running_for=1200.0,
+        quiet_after=QUIET,
+    )
+    plain = Fleet(starts=2, pending_for=330.0, running_changes=40, ends=20, running_for=1200.0)
+    quiet = poll_interval(0.5, 60.0, 0.0, running=False, fleet=fleet)
+    assert poll_interval(0.5, 60.0, 0.0, running=False, fleet=plain) < quiet <= 60.0
+
+
+@pytest.mark.parametrize("quiet", [(), (0.0,) * 50, QUIET, tuple(float(i) for i in range(256))])
+@pytest.mark.parametrize(("low", "high"), SETTINGS)
+def test_quiet_bounds_keep_every_interval_within_the_bounds(
+    quiet: tuple[float, ...], low: float, high: float
+) -> None:
+    fleet = Fleet(
+        starts=3, pending_for=100.0, running_changes=9, running_for=90.0, quiet_after=quiet
+    )
+    for changes_seen, running_for, pace, since in RUNNING:
+        for rand in (0.0, 0.999):
+            interval = poll_interval(
+                low,
+                high,
+                rand,
+                running=True,
+                changes_seen=changes_seen,
+                running_for=running_for,
+                pace=pace,
+                since_change=since,
+                fleet=fleet,
+            )
+            assert low <= interval <= high
+        assert low <= poll_interval(low, high, 0.5, running=False, fleet=fleet) <= high

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskwatch import _policy
+from taskwatch._policy import QUIET_WINDOW, note_poll
 from taskwatch._priority import (
     COMPLETION_HAZARD_INTERVALS,
     PENDING_PRIOR_INTERVALS,
@@ -293,6 +297,7 @@ class _Stream:
         self.phase_since = 0.0
         self.last_poll: float | None = None
         self.changes_seen = 0
+        self.last_change_at: float | None = None
 
 
 def test_fleet_learning_counts_waits_starts_changes_by_pages_and_ends() -> None:
@@ -327,3 +332,113 @@ def test_a_task_found_running_at_its_first_poll_counts_no_start() -> None:
     fleet_rate_now = fleet_rate(0, 0.0, 1.0, 30.0)
     assert stream.changes_seen == math.ceil(fleet_rate_now * 4.0)
     assert stream.phase_since == 2.0
+
+
+class _Paced(_Stream):
+    """A poll stream as the scheduler keeps it for both the priority and the schedule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pace: float | None = None
+        self.last_state: object = None
+        self.quiet = 0
+
+
+def _poll(
+    fleet: FleetLearning,
+    stream: _Paced,
+    at: float,
+    state: str,
+    pages: int,
+    before: int | None,
+    emitted: bool,
+    done: bool = False,
+) -> None:
+    """One poll as ``Scheduler._deliver`` handles it: learn, then note it for the schedule."""
+    phase = Phase.PENDING if state == "pending" else Phase.RUNNING
+    fleet.learn(stream, phase, pages, before, done, emitted, at, 1.0, 30.0)
+    note_poll(stream, "completed" if done else state, emitted, at)
+
+
+def test_fleet_learning_bounds_the_quiet_after_each_change_seen() -> None:
+    fleet, stream = FleetLearning(), _Paced()
+    _poll(fleet, stream, 0.0, "pending", 0, None, True)
+    _poll(fleet, stream, 10.0, "running", 0, 0, False)  # started in (0, 10]: dated at 5
+    assert not fleet.quiet_after
+    _poll(fleet, stream, 13.0, "running", 0, 0, False)
+    _poll(fleet, stream, 16.0, "running", 1, 0, True)  # the first change, after 13
+    assert list(fleet.quiet_after) == [8.0]  # quiet from the dated start (5) to at least 13
+    _poll(fleet, stream, 19.0, "running", 1, 1, False)
+    _poll(fleet, stream, 22.0, "running", 1, 1, False)
+    _poll(fleet, stream, 25.0, "running", 4, 1, True)  # three pages: two gaps hidden
+    assert list(fleet.quiet_after) == [0.0, 0.0, 6.0, 8.0]  # from 16 to at least 22
+    _poll(fleet, stream, 26.0, "running", 5, 4, True)  # no quiet poll between: at least 0
+    assert list(fleet.quiet_after) == [0.0, 0.0, 0.0, 6.0, 8.0]
+    _poll(fleet, stream, 40.0, "running", 6, 5, True, done=True)  # an end is no change
+    assert list(fleet.quiet_after) == [0.0, 0.0, 0.0, 6.0, 8.0]
+    assert fleet.taught().quiet_after == fleet.quiet_after
+
+
+def test_a_task_found_started_with_changes_teaches_no_quiet_until_its_next_change() -> None:
+    fleet, stream = FleetLearning(), _Paced()
+    _poll(fleet, stream, 0.0, "pending", 0, None, True)
+    _poll(fleet, stream, 10.0, "running", 2, 0, True)  # its changes came before any mark
+    _poll(fleet, stream, 14.0, "running", 3, 2, True)
+    assert not fleet.quiet_after
+    _poll(fleet, stream, 18.0, "running", 3, 3, False)
+    _poll(fleet, stream, 22.0, "running", 4, 3, True)
+    assert fleet.quiet_after == (4.0,)  # from the change seen at 14 to at least 18
+
+
+def test_the_quiet_window_keeps_the_latest_bounds() -> None:
+    fleet = FleetLearning()
+    for number in range(QUIET_WINDOW + 40):
+        stream = _Paced()
+        _poll(fleet, stream, 0.0, "pending", 0, None, True)
+        _poll(fleet, stream, 2.0, "running", 0, 0, False)  # dated at 1
+        _poll(fleet, stream, 2.0 + number, "running", 0, 0, False)
+        _poll(fleet, stream, 3.0 + number, "running", 1, 0, True)
+    assert fleet.quiet_after == tuple(float(n + 1) for n in range(40, QUIET_WINDOW + 40))
+    stream = _Paced()
+    _poll(fleet, stream, 0.0, "pending", 0, None, True)
+    _poll(fleet, stream, 2.0, "running", 0, 0, False)
+    _poll(fleet, stream, 3.0, "running", 10_000, 0, True)  # a flood of pages: bounded
+    assert len(fleet.quiet_after) == QUIET_WINDOW
+    assert fleet.quiet_after == (0.0,) * QUIET_WINDOW
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    gaps=st.lists(st.floats(0.01, 50.0), min_size=1, max_size=12),
+    polls=st.lists(st.floats(0.01, 30.0), min_size=2, max_size=60),
+    start=st.floats(0.0, 100.0),
+)
+def test_quiet_bounds_never_exceed_the_true_quiet_spell(
+    gaps: list[float], polls: list[float], start: float
+) -> None:
+    """Whatever the polls, each bound is at most the time from the mark it counts from (the
+    dated start, or the poll that saw the change before) to the change that came next."""
+    changes = list(itertools.accumulate(gaps, initial=start))[1:]
+    fleet, stream = FleetLearning(), _Paced()
+    at, before = 0.0, None
+    checked = 0
+    for step in polls:
+        pages = sum(1 for change in changes if change <= at)
+        state = "pending" if at < start else "running"
+        emitted = before is None or (pages != before and state == "running")
+        mark = stream.last_change_at
+        if mark is None and stream.changes_seen == 0:
+            mark = stream.phase_since
+        kept = fleet.quiet_after
+        _poll(fleet, stream, at, state, pages, before, emitted)
+        if fleet.quiet_after != kept:
+            assert mark is not None
+            new = list(fleet.quiet_after)
+            for bound in kept:
+                new.remove(bound)
+            following = min(change for change in changes if change > mark)
+            assert max(new) <= following - mark
+            checked += 1
+        before = pages
+        at += step
+    assert checked <= len(changes)
