@@ -227,7 +227,7 @@ class FleetLearning:
         self.changes = 0
         self.ends = 0
         self.running_for = 0.0
-        self._quiet_order: collections.deque[float] = collections.deque()
+        self._quiet_order: collections.deque[float] = collections.deque(maxlen=QUIET_WINDOW)
         self._quiet_sorted: list[float] = []
         self._quiet_view: tuple[float, ...] = ()
 
@@ -289,27 +289,30 @@ class FleetLearning:
             stream.phase_since = now - ran_for
 
     def _note_quiet(self, stream: Watched, quiet_until: float, changes: int) -> None:
-        """A running task showed ``changes`` new changes, after a poll at ``quiet_until``
-        that showed none: its quiet spell since the change (or the start) seen before lasted
-        at least until then, and each further change hid a gap of at least zero. A task
-        found started with changes already made has no such mark, and teaches nothing."""
+        """A running task showed ``changes`` new changes, none of which the poll before it,
+        at ``quiet_until``, showed: its quiet spell since the change (or the start) seen
+        before lasted at least until then, and each further change hid a gap of at least
+        zero. A task found started with changes already made has no such mark, and teaches
+        nothing. Keeps the latest ``QUIET_WINDOW`` bounds, sorted."""
         if stream.last_change_at is not None:
             since = stream.last_change_at
         elif stream.changes_seen == 0:
             since = stream.phase_since
         else:
             return
-        self._add_quiet(max(quiet_until - since, 0.0))
-        for _ in range(min(changes - 1, QUIET_WINDOW)):
-            self._add_quiet(0.0)
+        bound = max(quiet_until - since, 0.0)
+        hidden = min(changes - 1, QUIET_WINDOW)
+        order = self._quiet_order
+        if hidden:  # zeros are the least bounds: rebuild once instead of one insert each
+            order.append(bound)
+            order.extend([0.0] * hidden)
+            self._quiet_sorted = sorted(order)
+        else:
+            if len(order) == QUIET_WINDOW:  # the oldest bound leaves as this one comes
+                del self._quiet_sorted[bisect.bisect_left(self._quiet_sorted, order[0])]
+            order.append(bound)
+            bisect.insort(self._quiet_sorted, bound)
         self._quiet_view = tuple(self._quiet_sorted)
-
-    def _add_quiet(self, bound: float) -> None:
-        self._quiet_order.append(bound)
-        bisect.insort(self._quiet_sorted, bound)
-        if len(self._quiet_order) > QUIET_WINDOW:
-            oldest = self._quiet_order.popleft()
-            del self._quiet_sorted[bisect.bisect_left(self._quiet_sorted, oldest)]
 
 
 def start_hazard(
