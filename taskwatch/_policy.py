@@ -207,6 +207,9 @@ def running_interval(rate: float, min_interval: float, max_interval: float) -> f
     return min(max(best, min_interval), max_interval)
 
 
+_NEWTON_STEPS = 50
+
+
 def pending_interval(
     start_hazard: float,
     fresh_rate: float,
@@ -233,7 +236,16 @@ def pending_interval(
     return min(max(quiet + x, min_interval), max_interval)
 
 
-_NEWTON_STEPS = 50
+def since_quiet_mark(
+    since_change: float | None, running_for: float, changes_seen: int
+) -> float | None:
+    """Seconds since the mark a running task's quiet spell counts from: its last change
+    seen (``since_change`` ago), else its start (``running_for`` ago) if it has shown no
+    change since; None for a task found started with changes already made, which has no
+    mark. The fleet learns its quiet bounds from the same mark (``_priority``)."""
+    if since_change is not None:
+        return since_change
+    return running_for if changes_seen == 0 else None
 
 
 def quiet_for(quiet_after: Sequence[float], share: float) -> float:
@@ -284,8 +296,7 @@ def poll_interval(
         if quiet > 0:
             faster = after_quiet(rate, quiet) + end_hazard
             base = running_interval(faster, min_interval, max_interval)
-            # since the last change seen, or else the start (if it showed no change)
-            since = running_for if since_change is None and changes_seen == 0 else since_change
+            since = since_quiet_mark(since_change, running_for, changes_seen)
             if since is not None and since < quiet:
                 ending = running_interval(end_hazard, min_interval, max_interval)
                 base = min(ending, quiet - since + base)

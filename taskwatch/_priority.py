@@ -99,7 +99,7 @@ import enum
 import math
 from typing import Protocol
 
-from ._policy import QUIET_WINDOW, Fleet, prior_rate
+from ._policy import QUIET_WINDOW, Fleet, prior_rate, since_quiet_mark
 
 __all__ = [
     "COMPLETION_HAZARD_INTERVALS",
@@ -294,13 +294,15 @@ class FleetLearning:
         before lasted at least until then, and each further change hid a gap of at least
         zero. A task found started with changes already made has no such mark, and teaches
         nothing. Keeps the latest ``QUIET_WINDOW`` bounds, sorted."""
-        if stream.last_change_at is not None:
-            since = stream.last_change_at
-        elif stream.changes_seen == 0:
-            since = stream.phase_since
-        else:
+        last_change = stream.last_change_at
+        since = since_quiet_mark(
+            None if last_change is None else quiet_until - last_change,
+            quiet_until - stream.phase_since,
+            stream.changes_seen,
+        )
+        if since is None:
             return
-        bound = max(quiet_until - since, 0.0)
+        bound = max(since, 0.0)
         hidden = min(changes - 1, QUIET_WINDOW)
         order = self._quiet_order
         if hidden:  # zeros are the least bounds: rebuild once instead of one insert each

@@ -803,7 +803,7 @@ class Scheduler:
                 self._end(sub, None)
         if not stream.subs:
             return
-        low, high, taught = stream.min_interval, stream.max_interval, self._fleet
+        low, high = stream.min_interval, stream.max_interval
         since = None if stream.last_change_at is None else now - stream.last_change_at
         delay = _policy.poll_interval(
             low,
@@ -814,7 +814,7 @@ class Scheduler:
             running_for=now - stream.phase_since,
             pace=stream.pace,
             since_change=since,
-            fleet=taught.taught(),
+            fleet=self._fleet.taught(),
         )
         due = now + delay
         for sub in stream.subs:  # never sleep past a deadline
