@@ -3,14 +3,16 @@
 The data path, one step per place::
 
     task hash -> stream (one per hash, shared by every caller on the client)
-      -> due time (a heap, like the event loop's timers)
+      -> due time (``Timers``: a heap for the next minute or two, like the event loop's
+         timers, and buckets of ``TIMER_BUCKET`` seconds beyond it)
       -> a request slot (room in flight, then the rate budget: ``RequestPath.take_slot``)
       -> the stream that deserves it most (``_priority``)
       -> one request (``RequestPath.fetch``) -> Task
       -> each caller's own decision (``_policy.decide``: yield it? is it the last?)
       -> the stream's next due time (``_policy.poll_interval``)
 
-A sleeping watch is a slotted record in the heap: no asyncio task, no frame, no timer of its
+A sleeping watch is a slotted record in the heap, or, when its next poll is further off, in
+a bucket (a list slot: no heap entry of its own): no asyncio task, no frame, no timer of its
 own. The asyncio tasks are the scheduler's loop, its one timer, one waiter for a slot when the
 budget binds, and the requests in flight (at most the in-flight cap), however many watches
 there are. All of them end when the last watch does.
@@ -45,9 +47,10 @@ import collections
 import functools
 import heapq
 import itertools
+import math
 import sys
-from collections.abc import Awaitable, Hashable, Iterable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from collections.abc import Awaitable, Hashable, Iterable, Iterator
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from . import _policy, _priority, _snapshot
 from ._cancel import cancel_and_wait
@@ -57,12 +60,31 @@ from .models import Task, TaskState
 if TYPE_CHECKING:
     from ._request import RequestPath
 
-__all__ = ["SCAN_LIMIT", "Mailbox", "Scheduler", "Sink", "Subscriber", "Terms", "within"]
+__all__ = [
+    "FAR",
+    "SCAN_LIMIT",
+    "TIMER_BUCKET",
+    "Mailbox",
+    "Scheduler",
+    "Sink",
+    "Subscriber",
+    "Terms",
+    "Timed",
+    "Timers",
+    "within",
+]
 
 _T = TypeVar("_T")
 
 # Streams ranked per slot at most (the due ones first, the longest due first).
 SCAN_LIMIT = 4096
+
+# Seconds per bucket of the far timers (see ``Timers``): a poll due within one to two
+# buckets is in the heap, one further off in the bucket of its time.
+TIMER_BUCKET = 64.0
+
+# ``Timed.generation`` of a stream due in a far bucket (its time in ``due``); -1 is none.
+FAR = -2
 
 _PENDING, _RUNNING = _priority.Phase.PENDING, _priority.Phase.RUNNING
 
@@ -173,6 +195,7 @@ class _Stream:
     __slots__ = (
         "_subs",
         "changes_seen",
+        "due",
         "generation",
         "last",
         "last_change_at",
@@ -203,7 +226,10 @@ class _Stream:
         self.phase_since = now
         self.changes_seen = 0  # changes seen in this phase
         self.last_poll: float | None = None
-        self.generation = -1  # the sequence number of its live heap entry (-1: none)
+        # The sequence number of its live heap entry; FAR: due at ``due``, in a far bucket;
+        # -1: not scheduled.
+        self.generation = -1
+        self.due = 0.0
         # The request in flight: the stream's own, or a direct get_task's that it grew from.
         self.request: asyncio.Task[None] | _Direct | None = None
         self.sent = False  # the request in flight has started (so it spends its own slot)
@@ -232,6 +258,121 @@ class _Stream:
         if watchers:
             self.min_interval = min(s.min_interval for s in watchers)
             self.max_interval = min(s.max_interval for s in watchers)
+
+
+class Timed(Protocol):
+    """What ``Timers`` keeps on each thing it schedules (a ``_Stream``)."""
+
+    generation: int
+    due: float
+
+
+_S = TypeVar("_S", bound=Timed)
+
+
+class Timers(Generic[_S]):
+    """When each stream is next due, in two levels (a timer wheel of one coarse level over a
+    heap): a time within the current bucket of ``TIMER_BUCKET`` seconds or the next goes into
+    a heap of ``(due, sequence, stream)``, as the event loop keeps its timers; a later one
+    into the list of its bucket, with its time on the stream (``due``), and the whole bucket
+    moves into the heap once the one before it begins, ahead of any of its times. A sleeping
+    watch polled every few minutes or hours, the bulk of a large ``watch_many``, then costs a
+    list slot, not a heap entry and its sequence number.
+
+    A stream is scheduled once at a time: scheduling it again, or ``cancel``, leaves its
+    earlier entry stale, skipped when it comes up (``stream.generation`` tells the live one:
+    its heap entry's sequence number, ``FAR`` for a time in a bucket, -1 for none).
+    """
+
+    __slots__ = ("_far", "_far_keys", "_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _S]] = []  # (due, sequence, stream)
+        self._seq = itertools.count()
+        self._far: dict[int, list[_S]] = {}  # bucket number -> its streams
+        self._far_keys: list[int] = []  # a heap of the bucket numbers in ``_far``
+
+    def add(self, stream: _S, at: float, now: float) -> None:
+        """Schedule ``stream`` at ``at`` (instead of any earlier time it had)."""
+        # (an endless wait, at an infinite max_interval or timeout, stays in the heap)
+        if at < (math.floor(now / TIMER_BUCKET) + 2) * TIMER_BUCKET or at == math.inf:
+            seq = stream.generation = next(self._seq)
+            heapq.heappush(self._heap, (at, seq, stream))
+            return
+        bucket = math.floor(at / TIMER_BUCKET)
+        if _is_due_in(stream, bucket):  # already in that bucket: a new time is enough
+            stream.due = at
+            return
+        stream.generation = FAR
+        stream.due = at
+        streams = self._far.get(bucket)
+        if streams is None:
+            streams = self._far[bucket] = []
+            heapq.heappush(self._far_keys, bucket)
+        streams.append(stream)
+
+    @staticmethod
+    def cancel(stream: Timed) -> None:
+        """``stream`` is due no more (its entry, wherever it is, goes stale)."""
+        stream.generation = -1
+
+    def due(self, now: float) -> Iterator[_S]:
+        """The streams due by ``now``, earliest first, each unscheduled as it is given."""
+        self._promote(now)
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, stream = heapq.heappop(heap)
+            if seq == stream.generation:
+                stream.generation = -1
+                yield stream
+
+    def next_at(self, now: float) -> float | None:
+        """When the next stream is due, or a far bucket must move into the heap: the time
+        to wake at (None: nothing scheduled)."""
+        self._promote(now)
+        heap = self._heap
+        while heap and heap[0][1] != heap[0][2].generation:
+            heapq.heappop(heap)  # stale: the stream was rescheduled or dropped since
+        at = heap[0][0] if heap else None
+        if self._far_keys:
+            promote = (self._far_keys[0] - 1) * TIMER_BUCKET
+            at = promote if at is None else min(at, promote)
+        return at
+
+    def waiting(self) -> Iterator[_S]:
+        """Every stream scheduled and not yet due, once each (in no particular order)."""
+        for _, seq, stream in self._heap:
+            if seq == stream.generation:
+                yield stream
+        seen: set[_S] = set()  # (one moved from a bucket and back has two entries there)
+        for bucket, streams in self._far.items():
+            for stream in streams:
+                if _is_due_in(stream, bucket) and stream not in seen:
+                    seen.add(stream)
+                    yield stream
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._far.clear()
+        self._far_keys.clear()
+
+    def _promote(self, now: float) -> None:
+        """Move the far buckets that begin before the next one into the heap."""
+        keys = self._far_keys
+        if not keys:
+            return
+        near = math.floor(now / TIMER_BUCKET) + 1
+        while keys and keys[0] <= near:
+            bucket = heapq.heappop(keys)
+            for stream in self._far.pop(bucket):
+                if _is_due_in(stream, bucket):
+                    seq = stream.generation = next(self._seq)
+                    heapq.heappush(self._heap, (stream.due, seq, stream))
+
+
+def _is_due_in(stream: Timed, bucket: int) -> bool:
+    """``stream``'s live schedule is in the far bucket ``bucket`` (not a stale entry)."""
+    return stream.generation == FAR and math.floor(stream.due / TIMER_BUCKET) == bucket
 
 
 class _Direct:
@@ -331,8 +472,7 @@ class Scheduler:
         self._path = path
         # One stream per hash polled, or the marker of a get_task sending its own request.
         self._streams: dict[str, _Stream | _Direct] = {}
-        self._heap: list[tuple[float, int, _Stream]] = []  # (due, sequence, stream)
-        self._seq = itertools.count()
+        self._timers: Timers[_Stream] = Timers()
         self._ready: dict[_Stream, None] = {}  # due, waiting for a slot, longest due first
         self._urgent: collections.deque[_Stream] = collections.deque()
         self._requests: set[asyncio.Task[None]] = set()
@@ -370,7 +510,7 @@ class Scheduler:
             return
         self._loop = loop
         self._streams.clear()
-        self._heap.clear()
+        self._timers.clear()
         self._ready.clear()
         self._urgent.clear()
         self._requests.clear()
@@ -610,12 +750,9 @@ class Scheduler:
                 self._path.give_back_slot()  # granted just as the loop stopped
 
     def _arm_timer(self) -> None:
-        heap = self._heap
-        while heap and heap[0][1] != heap[0][2].generation:
-            heapq.heappop(heap)  # stale: the stream was rescheduled or dropped since
-        if not heap:
+        at = self._timers.next_at(self._path.clock())
+        if at is None:
             return
-        at = heap[0][0]
         timer = self._timer
         if timer is not None and not timer.done():
             if self._timer_at <= at:
@@ -626,19 +763,13 @@ class Scheduler:
         timer.add_done_callback(self._poke)
 
     def _schedule(self, stream: _Stream, at: float, *, urgent: bool = False) -> None:
-        seq = stream.generation = next(self._seq)
         stream.urgent = urgent
         self._ready.pop(stream, None)
-        heapq.heappush(self._heap, (at, seq, stream))
+        self._timers.add(stream, at, self._path.clock())
 
     def _fire(self, now: float) -> None:
         """Move the streams due by ``now`` to the ready queues; time out late subscribers."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, seq, stream = heapq.heappop(heap)
-            if seq != stream.generation:
-                continue
-            stream.generation = -1
+        for stream in self._timers.due(now):
             late = [s for s in stream.subs if s.deadline is not None and s.deadline <= now]
             for sub in late:
                 self._end(sub, _timeout(sub, stream))
@@ -679,7 +810,7 @@ class Scheduler:
         if stream in ready:
             del ready[stream]
         else:
-            stream.generation = -1  # polled before its due time: its heap entry is stale
+            self._timers.cancel(stream)  # polled before its due time
         return stream
 
     def _rankable(self, now: float) -> list[_Stream]:
@@ -689,10 +820,9 @@ class Scheduler:
         index alone decides. At most ``SCAN_LIMIT``."""
         pool = list(itertools.islice(self._ready, SCAN_LIMIT))
         if len(pool) < SCAN_LIMIT:
-            for _, seq, stream in self._heap:
+            for stream in self._timers.waiting():
                 if (
-                    seq == stream.generation
-                    and not stream.urgent
+                    not stream.urgent
                     and stream.last_poll is not None
                     and now - stream.last_poll >= stream.min_interval
                 ):
@@ -883,7 +1013,7 @@ class Scheduler:
         """Forget a stream nobody watches any more; cancel its request (and return it)."""
         if self._streams.get(stream.task_hash) is stream:
             del self._streams[stream.task_hash]
-        stream.generation = -1
+        self._timers.cancel(stream)
         self._ready.pop(stream, None)
         request = stream.request
         self._poke()
