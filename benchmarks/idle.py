@@ -83,7 +83,7 @@ def report(result: dict[str, Any], quick: bool) -> None:
         (
             "bytes per idle watch (deadline and last snapshot kept)",
             f"{per_watch:.0f}",
-            f"<= 1024, aim 500 ({verdict(per_watch, 1024)})",
+            f"<= 1024 ({verdict(per_watch, 1024)}), aim 500 ({verdict(per_watch, 500)})",
         ),
         ("extra RSS", f"{large['extra_rss_mb']:.1f} MB", ""),
         (
