@@ -21,7 +21,11 @@ from typing import Any
 
 import attrs
 
-__all__ = ["filling_class"]
+__all__ = ["filling_class", "new_filling"]
+
+# An empty instance of a filling class, to fill in: ``new_filling(filling_class(cls))``. (The
+# bare ``object.__new__``, bound to a module-level name so that the hot paths look it up once.)
+new_filling = object.__new__
 
 
 def filling_class(cls: type[Any]) -> type[Any] | None:
@@ -47,7 +51,7 @@ def filling_class(cls: type[Any]) -> type[Any] | None:
     )
     values = [object() for _ in fields]
     try:
-        probe: Any = object.__new__(filling)
+        probe: Any = new_filling(filling)
         for field, value in zip(fields, values, strict=True):
             setattr(probe, field.name, value)
         probe.__class__ = cls

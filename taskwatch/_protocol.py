@@ -24,6 +24,7 @@ from yarl import URL
 
 from . import _convert, _reader
 from ._frozen import filling_class
+from ._frozen import new_filling as _new
 from .errors import (
     APIError,
     AuthenticationError,
@@ -166,7 +167,6 @@ class RateLimitInfo:
         return info  # type: ignore[no-any-return]  # a RateLimitInfo: its class was just set
 
 
-_new = object.__new__
 _RATE_LIMIT_FILLING = filling_class(RateLimitInfo)
 
 

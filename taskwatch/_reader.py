@@ -36,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ._frozen import filling_class
+from ._frozen import new_filling as _new
 from .errors import ResponseFormatError
 from .models import FAILURE_STATES, LIVE_STATES, SUCCESS_STATES, Task, TaskState, TaskStatus
 
@@ -475,7 +476,6 @@ def _as_is(value: Any, _field: str, _deviations: Deviations) -> Any:
     return value
 
 
-_new = object.__new__
 _TASK_FILLING = filling_class(Task)
 _STATUS_FILLING = filling_class(TaskStatus)
 
