@@ -108,5 +108,6 @@ def cell_verdict(ratio: float | None, bound: float | None) -> str:
         return "met"
     if bound is not None and bound > TARGET:
         close = f", taskwatch {ratio / bound:.2f}x the bound" if ratio is not None else ""
-        return f"infeasible (bound {bound:.2f}x > {TARGET:g}x{close})"
+        shown = f"{bound:.2f}" if round(bound, 2) > TARGET else f"{bound:.3f}"
+        return f"infeasible (bound {shown}x > {TARGET:g}x{close})"
     return "MISSED" if ratio is not None else "MISSED (off the fixed curve)"

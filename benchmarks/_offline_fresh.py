@@ -28,7 +28,19 @@ second and a change of policy can be judged on the whole family at once (``_fami
 - **renewal oracle**: a second bound, for changes that come at regular gaps rather than as a
   Poisson stream (the square-root rule's premise): it also knows the exact time of each change
   once it has seen it, and the member's shortest gap, so it waits that long after each change
-  before polling again. A cell where neither oracle meets 0.5x is taken as infeasible.
+  before polling again.
+- **inspection oracle**: a third, with what the renewal oracle knows, that spends its polls
+  after each change as the optimal inspection schedule for a uniform gap does (Barlow, Hunter
+  & Proschan, 1963: with a constant density, each interval is the one before it less a
+  constant): no poll until the shortest gap and a first interval have passed, then intervals
+  shrinking by a constant share of the first, within ``[min_interval, max_interval]``, swept
+  over the first interval and the share. A renewal oracle's poll at the very end of the
+  shortest gap almost never finds anything, so this one needs fewer polls at equal delay.
+
+A cell where no oracle meets 0.5x is taken as infeasible. An oracle is a policy that knows
+more than taskwatch can, so the best policy of its kind bounds what taskwatch can reach; an
+oracle's own schedule is only one of its kind, so its ratio estimates that bound from above
+(a better oracle may lower it, as the inspection oracle lowered the renewal oracle's).
 - **two-interval**: what knowing the workload (not the moments) buys a policy that sees the
   start only by polling: the best pair of fixed intervals, one while pending and one while
   running, over a grid within ``[min_interval, max_interval]``. Achievable, so it bounds the
@@ -399,6 +411,63 @@ def renewal(
     return sorted(points)
 
 
+def _inspection_polls(
+    script: Script, gap_min: float, first: float, shrink: float, low: float, high: float
+) -> list[float]:
+    """The inspection oracle's polls of one task (see ``inspection``)."""
+    start = _start(script)
+    times: list[float] = []
+    at = 0.0
+    while at < start:
+        times.append(at)
+        at += high
+    anchor = start
+    for change, _, _ in changes(script):
+        if times and times[-1] >= change:  # its last poll has shown this change already
+            anchor = change
+            continue
+        # No poll before the shortest gap and the first interval have passed, but for the
+        # max_interval promise.
+        due = anchor + gap_min + first
+        while times and times[-1] + high < due and times[-1] < change:
+            times.append(times[-1] + high)
+        if times and times[-1] >= change:
+            anchor = change
+            continue
+        at = min(max(due, times[-1] + low), times[-1] + high) if times else due
+        step = first
+        while True:
+            times.append(at)
+            if at >= change:
+                break
+            step = max(low, step - shrink)
+            at += min(high, step)
+        anchor = change
+    return times
+
+
+# The shares of the first interval by which the inspection oracle's intervals shrink.
+_SHRINK_SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def inspection(
+    member: Member, tasks: list[Script], low: float, high: float
+) -> list[tuple[float, float]]:
+    """A third oracle (see the module docstring): what the renewal oracle knows, and after
+    each change no poll until the member's shortest gap and a first interval have passed,
+    then intervals shrinking by a share of the first (the optimal inspection schedule of a
+    uniform gap), swept over the first interval (within ``[low, high]`` and the spread of
+    the gaps) and the share. Returns its (mean delay, requests per task) points."""
+    gap_min = member.gaps[0] * member.scale
+    spread = (member.gaps[1] - member.gaps[0]) * member.scale
+    points = []
+    for first in _levels(low, max(low, min(high, spread))):
+        for share in _SHRINK_SHARES:
+            polls = [_inspection_polls(s, gap_min, first, share * first, low, high) for s in tasks]
+            points.append(_delays_and_requests(tasks, polls))
+    return sorted(points)
+
+
 def best_ratio(points: list[tuple[float, float]], curve: list[tuple[float, float]]) -> float | None:
     """The lowest ratio to fixed polling over ``points`` (mean delay, requests per task)."""
     ratios = [r for r in (_ratio(curve, d, q) for d, q in points) if r is not None]
@@ -430,17 +499,19 @@ def two_interval(
 
 def bounds(member: Member, tasks: list[Script], reach: bool = True) -> dict[str, dict[str, Any]]:
     """The best possible per setting of ``OURS`` on ``tasks`` (the member's scripts), against
-    the fixed curve the live benchmark sweeps (``reach`` as it does): the phase oracle's and
-    the renewal oracle's best ratios, and the lower of the two as ``best``."""
+    the fixed curve the live benchmark sweeps (``reach`` as it does): the phase, renewal and
+    inspection oracles' best ratios, and the lowest of them as ``best``."""
     curve = fixed_curve(member, tasks, 0.0, reach)
     out: dict[str, dict[str, Any]] = {}
     for low, high in OURS:
         phase = best_ratio(oracle(tasks, curve, low, high), curve)
         renewal_best = best_ratio(renewal(member, tasks, low, high), curve)
-        found = [r for r in (phase, renewal_best) if r is not None]
+        inspection_best = best_ratio(inspection(member, tasks, low, high), curve)
+        found = [r for r in (phase, renewal_best, inspection_best) if r is not None]
         out[f"{low:g}-{high:g}s"] = {
             "phase": phase,
             "renewal": renewal_best,
+            "inspection": inspection_best,
             "best": min(found) if found else None,
         }
     return out
@@ -499,14 +570,15 @@ def measure(
             cell["oracle"] = best_ratio(points, curve)
             cell["oracle_at_delay"] = ratio_at(points, curve, cell["taskwatch"]["mean_delay"])
             cell["renewal"] = best_ratio(renewal(member, family, low, high), curve)
+            cell["inspection"] = best_ratio(inspection(member, family, low, high), curve)
             cell["two_interval"] = two_interval(family, curve, low, high)
         out["settings"][f"{low:g}-{high:g}s"] = cell
     return out
 
 
 def _best(cell: dict[str, Any]) -> float | None:
-    """The lower of the two oracles' ratios: the best possible (None when not computed)."""
-    found = [cell.get(name) for name in ("oracle", "renewal")]
+    """The lowest of the oracles' ratios: the best possible (None when not computed)."""
+    found = [cell.get(name) for name in ("oracle", "renewal", "inspection")]
     return min((r for r in found if r is not None), default=None)
 
 
@@ -551,6 +623,7 @@ def report(results: list[list[dict[str, Any]]]) -> None:
                     _fmt(cell.get("oracle_at_delay", "-")),
                     _fmt(cell.get("two_interval", "-")),
                     _fmt(cell.get("renewal", "-")),
+                    _fmt(cell.get("inspection", "-")),
                     "-" if "oracle" not in cell else cell_verdict(mean, _best(cell)),
                 )
             )
@@ -568,6 +641,7 @@ def report(results: list[list[dict[str, Any]]]) -> None:
                     "oracle at delay",
                     "two-interval",
                     "renewal oracle",
+                    "inspection oracle",
                     f"verdict (target <= {TARGET:g}x)",
                 ],
             )

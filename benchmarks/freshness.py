@@ -412,8 +412,9 @@ def report(family: list[dict[str, Any]], two: dict[str, Any], quick: bool) -> No
     say(
         f"\nFreshness over the family, against the target: taskwatch's requests / fixed "
         f"polling's at equal mean delay <= {TARGET:g}x on every cell. The bound is the best "
-        "possible on the same tasks (the lower of the offline model's phase and renewal "
-        "oracles); where it lies above the target, no policy meets it. Per sample: the "
+        "possible on the same tasks, as far as it is known (the lowest of the offline "
+        "model's phase, renewal and inspection oracles); where it lies above the target, no "
+        "policy is known to meet it. Per sample: the "
         "spread over the samples pooled in the figure; offline: the offline model on the "
         "same tasks (no latency)."
     )

@@ -22,6 +22,8 @@ from benchmarks._workloads import changes
         (1.06, 0.89, "infeasible (bound 0.89x > 0.5x, taskwatch 1.19x the bound)"),
         (0.86, 0.79, "infeasible (bound 0.79x > 0.5x, taskwatch 1.09x the bound)"),
         (None, 0.89, "infeasible (bound 0.89x > 0.5x)"),
+        # a bound that rounds to the target is shown to three places
+        (0.86, 0.503, "infeasible (bound 0.503x > 0.5x, taskwatch 1.71x the bound)"),
     ],
 )
 def test_a_cell_is_met_missed_or_infeasible(

@@ -4,10 +4,13 @@ clock, give the same requests and the same snapshots at the same moments."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from benchmarks import _offline_fresh
 from benchmarks._family import FAMILY, Member
+from benchmarks._workloads import changes
 from taskwatch import Client
 from taskwatch.testing import SimulatedTaskAPI
 
@@ -54,3 +57,34 @@ async def test_the_offline_model_polls_as_the_scheduler_does(
         model = model_seen[i]
         assert [(r, d) for _, r, d in live] == [(r, d) for _, r, d in model]
         assert [t for t, _, _ in live] == pytest.approx([t for t, _, _ in model], abs=1e-6)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.5, 20.0), (2.0, 60.0)])
+@pytest.mark.parametrize(("first", "share"), [(1.0, 0.0), (4.0, 0.2), (8.0, 0.5)])
+def test_the_inspection_oracle_waits_out_the_shortest_gap_then_shrinks_its_intervals(
+    low: float, high: float, first: float, share: float
+) -> None:
+    """After each change it saw (each ``changes`` entry), the inspection oracle sends nothing
+    until the shortest gap and its first interval have passed (but for the max_interval
+    promise), then polls at intervals that shrink by ``share * first`` down to
+    ``min_interval``, until a poll shows the change; every interval lies within
+    [min_interval, max_interval] and the end is seen."""
+    member = FAMILY[1]  # pending 0-20 s, results every 3-10 s
+    gap_min = member.gaps[0]
+    for script in _offline_fresh.scripts(member, 5, seed=11):
+        polls = _offline_fresh._inspection_polls(script, gap_min, first, share * first, low, high)
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
+        assert all(low - 1e-9 <= g <= high + 1e-9 for g in gaps)
+        assert polls[-1] >= script[-1].at  # the end is seen
+        start = _offline_fresh._start(script)
+        marks = [start] + [at for at, _, _ in changes(script)]
+        for mark, change in itertools.pairwise(marks):
+            after = [p for p in polls if mark < p <= change]
+            quiet = [p for p in after if p < mark + gap_min + first - 1e-9]
+            # before the first interval is over, only what max_interval demands
+            assert all(b - a >= high - 1e-9 for a, b in itertools.pairwise(quiet))
+            checks = [p for p in after if p >= mark + gap_min + first - 1e-9]
+            steps = [b - a for a, b in itertools.pairwise(checks)]
+            assert steps == sorted(steps, reverse=True)  # shrinking
+            if share == 0.0 and steps:
+                assert max(steps) - min(steps) <= 1e-9  # evenly spaced
