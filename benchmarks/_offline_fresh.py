@@ -299,16 +299,23 @@ def _true_rate(script: Script) -> float:
     return len(changes(script)) / max(script[-1].at - start, 1e-9)
 
 
-def _two_phase_polls(script: Script, pending: float, running: float, know: bool) -> list[float]:
-    """Poll every ``pending`` s while pending, every ``running`` s from the start: from the
-    true start when ``know``, else from the first poll that shows it."""
-    start, end = _start(script), script[-1].at
+def _pending_polls(start: float, every: float) -> list[float]:
+    """Polls every ``every`` s from the first, at 0, while the task is pending (before
+    ``start``), as an oracle that knows the start polls until it."""
     times: list[float] = []
     at = 0.0
     while at < start:
         times.append(at)
-        at += pending
-    at = start if know else at
+        at += every
+    return times
+
+
+def _two_phase_polls(script: Script, pending: float, running: float, know: bool) -> list[float]:
+    """Poll every ``pending`` s while pending, every ``running`` s from the start: from the
+    true start when ``know``, else from the first poll that shows it."""
+    start, end = _start(script), script[-1].at
+    times = _pending_polls(start, pending)
+    at = start if know else (times[-1] + pending if times else 0.0)
     while True:
         times.append(at)
         if at >= end:
@@ -373,11 +380,7 @@ def _renewal_polls(
 ) -> list[float]:
     """The renewal oracle's polls of one task (see ``renewal``)."""
     start = _start(script)
-    times: list[float] = []
-    at = 0.0
-    while at < start:
-        times.append(at)
-        at += high
+    times = _pending_polls(start, high)
     anchor, last = start, times[-1] - low if times else start - low
     for change, _, _ in changes(script):
         at = max(anchor, last)
@@ -416,11 +419,7 @@ def _inspection_polls(
 ) -> list[float]:
     """The inspection oracle's polls of one task (see ``inspection``)."""
     start = _start(script)
-    times: list[float] = []
-    at = 0.0
-    while at < start:
-        times.append(at)
-        at += high
+    times = _pending_polls(start, high)
     anchor = start
     for change, _, _ in changes(script):
         if times and times[-1] >= change:  # its last poll has shown this change already
