@@ -706,6 +706,9 @@ class Scheduler:
             while True:
                 self._fire(self._path.clock())
                 if not self._streams and not self._requests:
+                    # Nothing is scheduled any more: what the timers still hold is stale (the
+                    # streams of watches gone, which would be kept until their time came).
+                    self._timers.clear()
                     break
                 slot = self._slot
                 if slot is not None and slot.done():

@@ -232,6 +232,26 @@ async def test_watches_polled_minutes_apart_keep_their_schedule_and_their_promis
     assert not joined[0].is_done
 
 
+async def test_watches_left_minutes_before_their_next_poll_are_not_kept_until_it() -> None:
+    """Breaking out of a watch_many whose watches sleep for an hour leaves nothing of them
+    in the scheduler's timers: their records are freed at once, not when their time comes."""
+    async with SimulatedTaskAPI(rate_limit=None) as api:
+        hashes = [api.add_task([ScriptStep(at=0, status="pending")]) for _ in range(50)]
+        async with fast_client(api) as client:
+            unseen = set(hashes)
+            stream = client.watch_many(hashes, min_interval=3000.0, max_interval=3600.0)
+            async with contextlib.aclosing(stream):
+                async for task in stream:
+                    unseen.discard(task.hash_value)
+                    if not unseen:
+                        break
+            del task
+            gc.collect()
+            left = [o for o in gc.get_objects() if type(o).__name__ == "_Stream"]
+            assert client.stats().live_watches == 0
+    assert left == []
+
+
 async def test_the_scheduler_ends_when_a_get_outlives_every_watch() -> None:
     """A get_task sent from its caller's task while the last watch ends: once it returns,
     nothing of the scheduler is left running (its loop saw the get's stream, and must be
