@@ -36,15 +36,15 @@ second and a change of policy can be judged on the whole family at once (``_fami
   shrinking by a constant share of the first, within ``[min_interval, max_interval]``, swept
   over the first interval and the share. A renewal oracle's poll at the very end of the
   shortest gap almost never finds anything, so this one needs fewer polls at equal delay.
+- **two-interval**: what knowing the workload (not the moments) buys a policy that sees the
+  start only by polling: the best pair of fixed intervals, one while pending and one while
+  running, over a grid within ``[min_interval, max_interval]``. Achievable, so it bounds the
+  best possible from above; the truth lies between it and the oracles.
 
 A cell where no oracle meets 0.5x is taken as infeasible. An oracle is a policy that knows
 more than taskwatch can, so the best policy of its kind bounds what taskwatch can reach; an
 oracle's own schedule is only one of its kind, so its ratio estimates that bound from above
 (a better oracle may lower it, as the inspection oracle lowered the renewal oracle's).
-- **two-interval**: what knowing the workload (not the moments) buys a policy that sees the
-  start only by polling: the best pair of fixed intervals, one while pending and one while
-  running, over a grid within ``[min_interval, max_interval]``. Achievable, so it bounds the
-  best possible from above; the truth lies between it and the oracles.
 
 With ``--clients C`` the tasks are shared by C clients, each learning its fleet's rates from
 its own share alone, as the live benchmark's clients of 20 tasks do (``--tasks 200 --clients
