@@ -238,14 +238,9 @@ async def test_watches_left_minutes_before_their_next_poll_are_not_kept_until_it
     async with SimulatedTaskAPI(rate_limit=None) as api:
         hashes = [api.add_task([ScriptStep(at=0, status="pending")]) for _ in range(50)]
         async with fast_client(api) as client:
-            unseen = set(hashes)
             stream = client.watch_many(hashes, min_interval=3000.0, max_interval=3600.0)
             async with contextlib.aclosing(stream):
-                async for task in stream:
-                    unseen.discard(task.hash_value)
-                    if not unseen:
-                        break
-            del task
+                await _until_each_seen(stream, hashes)
             gc.collect()
             left = [o for o in gc.get_objects() if type(o).__name__ == "_Stream"]
             assert client.stats().live_watches == 0
@@ -428,6 +423,16 @@ async def test_watch_timeout_last_equals_the_last_snapshot_and_a_fresh_read() ->
     assert last.params == {"url": "https://example.com/search?q=1"}
 
 
+async def _until_each_seen(snapshots: AsyncIterator[Task], hashes: list[str]) -> None:
+    """Take ``snapshots`` (of a watch_many) until each of ``hashes`` has had one, keeping
+    none of them (the stream is left open, its watches asleep)."""
+    unseen = set(hashes)
+    async for task in snapshots:
+        unseen.discard(task.hash_value)
+        if not unseen:
+            return
+
+
 async def _drain(snapshots: AsyncGenerator[Task, None]) -> None:
     async with contextlib.aclosing(snapshots):
         async for _ in snapshots:  # pragma: no cover - nothing comes within its timeout
@@ -461,7 +466,6 @@ async def test_an_idle_watch_holds_under_640_bytes() -> None:
         hashes = [api.add_task([ScriptStep(at=0, status="pending")]) for _ in range(watches)]
         async with fast_client(api) as client:
             await client.get_task(hashes[0])  # the pool opened before the count begins
-            unseen = set(hashes)
             gc.collect()
             tracemalloc.start()
             try:
@@ -470,11 +474,7 @@ async def test_an_idle_watch_holds_under_640_bytes() -> None:
                     hashes, min_interval=3000.0, max_interval=3600.0, timeout=1e6
                 )
                 async with contextlib.aclosing(stream):
-                    async for task in stream:
-                        unseen.discard(task.hash_value)
-                        if not unseen:
-                            break
-                    del task
+                    await _until_each_seen(stream, hashes)
                     await asyncio.sleep(0.05)  # the last requests finish: every watch asleep
                     gc.collect()
                     after = tracemalloc.take_snapshot()
