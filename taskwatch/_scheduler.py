@@ -540,7 +540,7 @@ class Scheduler:
             earliest = now
             if stream.last_poll is not None:
                 earliest = max(now, stream.last_poll + stream.min_interval)
-            self._schedule(stream, earliest, urgent=True)
+            self._schedule(stream, earliest, now, urgent=True)
         self._poke()
 
     def leave(self, sub: Subscriber) -> asyncio.Task[None] | None:
@@ -669,7 +669,8 @@ class Scheduler:
         if not isinstance(exc, Exception):  # its caller went away (cancelled)
             self.leave(sub)
             if stream.subs:  # others joined: they get a poll of their own
-                self._schedule(stream, self._path.clock(), urgent=True)
+                now = self._path.clock()
+                self._schedule(stream, now, now, urgent=True)
                 self._poke()
             return
         self._fail(stream, exc)  # every caller on the stream gets it, this one too
@@ -753,7 +754,8 @@ class Scheduler:
                 self._path.give_back_slot()  # granted just as the loop stopped
 
     def _arm_timer(self) -> None:
-        at = self._timers.next_at(self._path.clock())
+        now = self._path.clock()
+        at = self._timers.next_at(now)
         if at is None:
             return
         timer = self._timer
@@ -762,13 +764,14 @@ class Scheduler:
                 return
             timer.cancel()
         self._timer_at = at
-        timer = self._timer = asyncio.ensure_future(self._path.sleep(at - self._path.clock()))
+        timer = self._timer = asyncio.ensure_future(self._path.sleep(at - now))
         timer.add_done_callback(self._poke)
 
-    def _schedule(self, stream: _Stream, at: float, *, urgent: bool = False) -> None:
+    def _schedule(self, stream: _Stream, at: float, now: float, *, urgent: bool = False) -> None:
+        """Poll ``stream`` at ``at`` (``now`` is the clock's time, which every caller has)."""
         stream.urgent = urgent
         self._ready.pop(stream, None)
-        self._timers.add(stream, at, self._path.clock())
+        self._timers.add(stream, at, now)
 
     def _fire(self, now: float) -> None:
         """Move the streams due by ``now`` to the ready queues; time out late subscribers."""
@@ -953,7 +956,7 @@ class Scheduler:
         for sub in stream.subs:  # never sleep past a deadline
             if sub.deadline is not None and sub.deadline < due:
                 due = max(now, sub.deadline)
-        self._schedule(stream, due)
+        self._schedule(stream, due, now)
 
     def _hand_out(self, stream: _Stream, task: Task, state: str) -> bool:
         """Give ``task`` to each caller by its own rules; True when any yielded it."""
