@@ -114,6 +114,7 @@ class _Stream:
     """What ``Scheduler`` keeps per stream (``_scheduler._Stream``), for one watch."""
 
     __slots__ = (
+        "change_window",
         "changes_seen",
         "last",
         "last_change_at",
@@ -132,9 +133,10 @@ class _Stream:
         self.sub_state: object = None
         self.last: Task | None = None
         self.last_state: object = None
-        self.quiet = 0
+        self.quiet = 0  # polls since the last change (the previous schedule's count)
         self.pace: float | None = None
         self.last_change_at: float | None = None
+        self.change_window = 0.0
         self.phase = _PENDING
         self.phase_since = 0.0  # every watch is subscribed at time 0
         self.changes_seen = 0
@@ -202,6 +204,7 @@ def _taskwatch(
         running_for=now - stream.phase_since,
         pace=stream.pace,
         since_change=since,
+        change_window=stream.change_window,
         fleet=fleet.taught(),
     )
 
@@ -221,8 +224,10 @@ def _deliver(
     if decision.emit:
         stream.last_key = _policy.total_results(task)
     emitted = decision.emit
+    stream.quiet = 0 if emitted or state != stream.last_state else stream.quiet + 1
+    polled_before = stream.last_poll
     fleet.learn_from(stream, previous, task, emitted, now, interval)
-    _policy.note_poll(stream, state, emitted, now)
+    _policy.note_poll(stream, state, emitted, now, polled_before)
     return emitted, decision.done
 
 

@@ -100,6 +100,35 @@ T`` of the quiet spells, ``T`` the dense interval (at most one half, as ``T >= m
   start ``u`` before the poll is ``r0 * (u - D)**2 / 2``, averaged over ``u`` in ``[0,
   T]``); ``T = (3 * c / (h * r0)) ** (1 / 3)`` at ``D = 0``.
 
+Steady gaps: the renewal rule
+-----------------------------
+Where the gaps between changes are steadier than a Poisson stream's (a page takes about as
+long as the one before it), knowing when the last change came says much more than a hold-back
+does: the next one is likely at about one typical gap later, and unlikely before. The fleet
+keeps the latest gaps seen, each change dated to the middle of the window between the poll
+that showed it and the poll before (so a dense poll dates it to within half an interval, and
+the start is dated the same way), and when their spread is at most ``REGULAR_SPREAD`` of
+their mean (``regular``; an exponential gap's spread equals its mean), a running task is
+polled by the renewal rule instead:
+
+- the next change is taken to come one of the gaps seen that are longer than the time since
+  the last dated change (or the start), each as likely: the empirical distribution, given that
+  nothing came yet;
+- the next poll comes when the delay expected to have piled up since the mark, the mean of
+  ``t - gap`` over those gaps shorter than ``t``, reaches the price of a request ``c``
+  (``renewal_interval``).
+
+For a Poisson stream that is the square-root rule again (at a small interval the delay piled
+up is ``r * T**2 / 2``); for steady gaps it waits out the shortest gap and then polls ever
+faster as a change grows likely, the shape of Barlow, Hunter and Proschan's optimal
+inspection schedule for a known failure distribution ("Optimum checking procedures", J. SIAM
+11(4), 1963), learnt from the fleet's own polls instead of known. Where it cannot judge (fewer
+than ``RENEWAL_MIN_LONGER`` gaps seen longer than the time since the mark: a task slower than
+any seen; or a median gap under ``RENEWAL_RESOLUTION`` times ``min_interval``, too short for
+the polls to date), the Poisson rule above applies. Gaps mixing fast and slow tasks spread
+more than exponential ones, so a fleet of tasks of different rates keeps each task's own
+rate and the Poisson rule.
+
 These are the estimates of Cho and Garcia-Molina's refresh policies, which learn each
 source's change rate from what polls saw and spend more polls where changes are more
 frequent, but not in proportion ("Synchronizing a database to improve freshness", SIGMOD
@@ -125,6 +154,7 @@ Poll scheduling is not a retry, so it is not a tenacity wait strategy (those tak
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
@@ -138,6 +168,10 @@ PACE_WEIGHT = 0.5  # weight of the newest gap in the pace's moving average
 QUIET_WINDOW = 256  # the latest quiet bounds a fleet keeps (``quiet_for``)
 QUIET_MIN_SAMPLES = 5  # no quiet spell is assumed before this many bounds
 QUIET_SPEEDUP = 4.0  # after the quiet spell, at most this many times the mean rate
+REGULAR_MIN_GAPS = 20  # gaps seen before their spread is judged (``regular``)
+REGULAR_SPREAD = 0.75  # at most this standard deviation per mean gap: steadier than Poisson
+RENEWAL_MIN_LONGER = 3  # gaps seen longer than the time since the mark, for the renewal rule
+RENEWAL_RESOLUTION = 2.0  # the renewal rule needs a median gap of this many min_intervals
 
 ChangeKey = Callable[[Task], Hashable]
 
@@ -264,6 +298,49 @@ def after_quiet(rate: float, quiet: float) -> float:
     return rate / max(1.0 - quiet * rate, 1.0 / QUIET_SPEEDUP)
 
 
+def regular(gaps: Sequence[float]) -> bool:
+    """Whether ``gaps`` (seconds between changes) look steadier than a Poisson stream's: at
+    least ``REGULAR_MIN_GAPS`` of them, with a standard deviation at most ``REGULAR_SPREAD``
+    of their mean (an exponential gap's equals it, a mixture of rates has more, and a
+    sample of a few hundred exponential gaps seldom strays a tenth from it)."""
+    count = len(gaps)
+    if count < REGULAR_MIN_GAPS:
+        return False
+    mean = math.fsum(gaps) / count
+    spread = math.fsum((gap - mean) ** 2 for gap in gaps) / count
+    return spread <= (REGULAR_SPREAD * mean) ** 2
+
+
+def renewal_interval(
+    gaps: Sequence[float], since_mark: float, min_interval: float, max_interval: float
+) -> float | None:
+    """The renewal rule: seconds until the poll at which the delay expected to have piled up
+    since the mark, ``since_mark`` seconds ago, reaches the price of a request, within the
+    bounds. ``gaps`` are the gaps between changes seen, sorted ascending: the next change is
+    taken to come one of those longer than ``since_mark`` after the mark, each as likely (the
+    empirical distribution, given that nothing came yet), so the delay by ``t`` seconds after
+    the mark is the mean of ``t - gap`` over those gaps shorter than ``t``. None (the Poisson
+    rule applies) when fewer than ``RENEWAL_MIN_LONGER`` gaps are longer than ``since_mark``,
+    or when the median gap is under ``RENEWAL_RESOLUTION`` times ``min_interval``: polls that
+    far apart cannot tell one moment of a gap from another."""
+    count = len(gaps)
+    if not count or gaps[count // 2] < RENEWAL_RESOLUTION * min_interval:
+        return None
+    first = bisect.bisect_right(gaps, since_mark)
+    longer = count - first
+    if longer < RENEWAL_MIN_LONGER:
+        return None
+    target = price(min_interval) * longer  # the sum of ``t - gap`` that is worth a request
+    total = 0.0
+    at = math.inf
+    for taken, position in enumerate(range(first, count), start=1):
+        total += gaps[position]
+        at = (target + total) / taken  # the root if it lies before the next gap
+        if position + 1 == count or at <= gaps[position + 1]:
+            break
+    return min(max(at - since_mark, min_interval), max_interval)
+
+
 def poll_interval(
     min_interval: float,
     max_interval: float,
@@ -274,14 +351,17 @@ def poll_interval(
     running_for: float = 0.0,
     pace: float | None = None,
     since_change: float | None = None,
+    change_window: float = 0.0,
     fleet: Fleet | None = None,
 ) -> float:
     """Seconds until the next poll, within ``[min_interval, max_interval]``.
 
     ``running`` says whether the last snapshot showed the task started; ``changes_seen`` to
     ``since_change`` are what this task's polls taught (``running_rate``'s arguments), and
-    ``fleet`` what all the client's watches did (None: nothing yet). ``rand`` is a uniform
-    random number in [0, 1) (the caller's, so tests can fix it).
+    ``change_window`` the seconds between the poll that saw the last change and the poll
+    before it (the change came in that window); ``fleet`` is what all the client's watches
+    did (None: nothing yet). ``rand`` is a uniform random number in [0, 1) (the caller's, so
+    tests can fix it).
     """
     if fleet is None:
         fleet = _NOTHING_SEEN
@@ -289,7 +369,18 @@ def poll_interval(
     change_rate = learnt_rate(fleet.running_changes, fleet.running_for, prior)
     end_hazard = learnt_rate(fleet.ends, fleet.running_for, prior)
     cost = price(min_interval)
-    if running:
+    renewal = None
+    if running and fleet.renewal_gaps:
+        since_mark = since_quiet_mark(
+            None if since_change is None else since_change + change_window / 2.0,
+            running_for,
+            changes_seen,
+        )
+        if since_mark is not None:
+            renewal = renewal_interval(fleet.renewal_gaps, since_mark, min_interval, max_interval)
+    if renewal is not None:
+        base = renewal
+    elif running:
         rate = running_rate(changes_seen, running_for, pace, since_change, change_rate)
         base = running_interval(rate + end_hazard, min_interval, max_interval)
         quiet = quiet_for(fleet.quiet_after, cost / base)
@@ -313,9 +404,11 @@ def poll_interval(
 class Fleet:
     """What the polls of all of one client's watches taught (the scheduler keeps the counts):
     ``starts`` seen in ``pending_for`` seconds of watching tasks wait, ``running_changes``
-    changes and ``ends`` seen in ``running_for`` seconds of watching tasks run, and
-    ``quiet_after``, lower bounds on the quiet spells after a change or a start, sorted
-    ascending (see the module docstring)."""
+    changes and ``ends`` seen in ``running_for`` seconds of watching tasks run,
+    ``quiet_after``, lower bounds on the quiet spells after a change or a start, and
+    ``renewal_gaps``, the gaps between changes (or from a start to its first change) seen,
+    when they are ``regular``, else empty, each sorted ascending (see the module
+    docstring)."""
 
     starts: int = 0
     pending_for: float = 0.0
@@ -323,6 +416,7 @@ class Fleet:
     ends: int = 0
     running_for: float = 0.0
     quiet_after: Sequence[float] = ()
+    renewal_gaps: Sequence[float] = ()
 
 
 _NOTHING_SEEN = Fleet()
@@ -333,24 +427,27 @@ class Paced(Protocol):
 
     pace: float | None  # typical seconds between changes while running (None: unknown)
     last_change_at: float | None  # when a change was last seen in this running spell
+    change_window: float  # seconds from the poll before that one to it: the change came then
     last_state: object  # the state the last poll showed
-    quiet: int  # polls since the last change
 
 
-def note_poll(stream: Paced, state: str, emitted: bool, now: float) -> None:
+def note_poll(
+    stream: Paced, state: str, emitted: bool, now: float, polled_before: float | None
+) -> None:
     """What one poll at ``now`` does to ``stream``'s schedule: it showed ``state``, and some
-    caller yielded it (``emitted``: its key moved). A new state, or any but running, forgets
-    the pace; a change while running updates it. A change of key or state ends a quiet
-    spell."""
-    changed = emitted or state != stream.last_state
+    caller yielded it (``emitted``: its key moved); the poll before it was at
+    ``polled_before`` (None: none). A new state, or any but running, forgets the pace; a
+    change while running updates it, and dates the change to the window between the two
+    polls."""
     if state != stream.last_state or state != TaskState.RUNNING:
         stream.pace = stream.last_change_at = None  # a new phase: the pace no longer holds
+        stream.change_window = 0.0
     elif emitted:
         if stream.last_change_at is not None:
             stream.pace = update_pace(stream.pace, now - stream.last_change_at)
         stream.last_change_at = now
+        stream.change_window = 0.0 if polled_before is None else now - polled_before
     stream.last_state = state
-    stream.quiet = 0 if changed else stream.quiet + 1
 
 
 def update_pace(pace: float | None, gap: float) -> float:

@@ -99,7 +99,7 @@ import enum
 import math
 from typing import Protocol
 
-from ._policy import QUIET_WINDOW, Fleet, prior_rate, since_quiet_mark
+from ._policy import QUIET_WINDOW, Fleet, prior_rate, regular, since_quiet_mark
 
 __all__ = [
     "COMPLETION_HAZARD_INTERVALS",
@@ -200,20 +200,49 @@ class Watched(Protocol):
     last_poll: float | None  # None: never polled
     changes_seen: int  # in this phase
     last_change_at: float | None  # when a change was last seen in this running spell
+    change_window: float  # seconds from the poll before that one to it: the change came then
+
+
+class _Window:
+    """The latest ``QUIET_WINDOW`` of a series of seconds, kept sorted."""
+
+    __slots__ = ("_order", "_sorted", "view")
+
+    def __init__(self) -> None:
+        self._order: collections.deque[float] = collections.deque(maxlen=QUIET_WINDOW)
+        self._sorted: list[float] = []
+        self.view: tuple[float, ...] = ()  # the values kept, sorted ascending
+
+    def add(self, value: float, zeros: int = 0) -> None:
+        """Keep ``value``, then ``zeros`` zeros, the oldest leaving once the window is full."""
+        order = self._order
+        zeros = min(zeros, QUIET_WINDOW)
+        if zeros:  # zeros are the least values: rebuild once instead of one insert each
+            order.append(value)
+            order.extend([0.0] * zeros)
+            self._sorted = sorted(order)
+        else:
+            if len(order) == QUIET_WINDOW:  # the oldest value leaves as this one comes
+                del self._sorted[bisect.bisect_left(self._sorted, order[0])]
+            order.append(value)
+            bisect.insort(self._sorted, value)
+        self.view = tuple(self._sorted)
 
 
 class FleetLearning:
     """What the polls of all of one scheduler's watches taught: ``starts`` seen in
     ``pending_for`` seconds of watching tasks wait, ``changes`` and ``ends`` seen in
-    ``running_for`` seconds of watching tasks run, and the latest ``_policy.QUIET_WINDOW``
-    lower bounds on a task's quiet spell after a change or a start (``_policy.quiet_for``).
+    ``running_for`` seconds of watching tasks run, the latest ``_policy.QUIET_WINDOW`` lower
+    bounds on a task's quiet spell after a change or a start (``_policy.quiet_for``), and as
+    many of the gaps between the changes seen, each change dated to the middle of the window
+    between the poll that saw it and the poll before (``_policy.renewal_interval``).
     ``learn`` also updates the stream polled. The scheduler and the benchmarks' offline model
     both learn through it."""
 
     __slots__ = (
-        "_quiet_order",
-        "_quiet_sorted",
-        "_quiet_view",
+        "_gaps",
+        "_quiet",
+        "_regular",
         "changes",
         "ends",
         "pending_for",
@@ -227,24 +256,31 @@ class FleetLearning:
         self.changes = 0
         self.ends = 0
         self.running_for = 0.0
-        self._quiet_order: collections.deque[float] = collections.deque(maxlen=QUIET_WINDOW)
-        self._quiet_sorted: list[float] = []
-        self._quiet_view: tuple[float, ...] = ()
+        self._quiet = _Window()
+        self._gaps = _Window()
+        self._regular = False
 
     @property
     def quiet_after(self) -> tuple[float, ...]:
         """The quiet bounds kept, sorted ascending."""
-        return self._quiet_view
+        return self._quiet.view
+
+    @property
+    def change_gaps(self) -> tuple[float, ...]:
+        """The gaps between changes kept, sorted ascending."""
+        return self._gaps.view
 
     def taught(self) -> Fleet:
-        """What the poll policy needs of it (``_policy.poll_interval``'s ``fleet``)."""
+        """What the poll policy needs of it (``_policy.poll_interval``'s ``fleet``): the gaps
+        only when they are ``_policy.regular``."""
         return Fleet(
             self.starts,
             self.pending_for,
             self.changes,
             self.ends,
             self.running_for,
-            self._quiet_view,
+            self._quiet.view,
+            self._gaps.view if self._regular else (),
         )
 
     def learn(
@@ -278,6 +314,7 @@ class FleetLearning:
             changes = max(pages - pages_before, 1) if emitted else 0
             if changes and not is_done:
                 self._note_quiet(stream, last, changes)
+                self._note_gap(stream, (last + now) / 2.0)
             stream.changes_seen += changes
             self.changes += changes
             self.running_for += now - last
@@ -302,19 +339,22 @@ class FleetLearning:
         )
         if since is None:
             return
-        bound = max(since, 0.0)
-        hidden = min(changes - 1, QUIET_WINDOW)
-        order = self._quiet_order
-        if hidden:  # zeros are the least bounds: rebuild once instead of one insert each
-            order.append(bound)
-            order.extend([0.0] * hidden)
-            self._quiet_sorted = sorted(order)
-        else:
-            if len(order) == QUIET_WINDOW:  # the oldest bound leaves as this one comes
-                del self._quiet_sorted[bisect.bisect_left(self._quiet_sorted, order[0])]
-            order.append(bound)
-            bisect.insort(self._quiet_sorted, bound)
-        self._quiet_view = tuple(self._quiet_sorted)
+        self._quiet.add(max(since, 0.0), changes - 1)
+
+    def _note_gap(self, stream: Watched, dated: float) -> None:
+        """A running task showed a change, dated to ``dated``: the gap since the change seen
+        before it (dated likewise), or since its dated start if it showed none before. A task
+        found started with changes already made has no such mark, and teaches nothing."""
+        last_change = stream.last_change_at
+        since = since_quiet_mark(
+            None if last_change is None else dated - last_change + stream.change_window / 2.0,
+            dated - stream.phase_since,
+            stream.changes_seen,
+        )
+        if since is None:
+            return
+        self._gaps.add(max(since, 0.0))
+        self._regular = regular(self._gaps.view)
 
 
 def start_hazard(

@@ -194,6 +194,7 @@ class _Stream:
 
     __slots__ = (
         "_subs",
+        "change_window",
         "changes_seen",
         "due",
         "generation",
@@ -206,7 +207,6 @@ class _Stream:
         "pace",
         "phase",
         "phase_since",
-        "quiet",
         "request",
         "sent",
         "task_hash",
@@ -219,9 +219,9 @@ class _Stream:
         self._subs: Subscriber | tuple[Subscriber, ...] = ()
         self.last: _snapshot.Packed | None = None  # the last snapshot fetched, kept compactly
         self.last_state: object = None
-        self.quiet = 0  # polls since the last change
         self.pace: float | None = None  # typical seconds between changes while running
         self.last_change_at: float | None = None
+        self.change_window = 0.0  # the last change came within this many seconds before it
         self.phase = _PENDING
         self.phase_since = now
         self.changes_seen = 0  # changes seen in this phase
@@ -932,8 +932,9 @@ class Scheduler:
         previous = stream.last
         stream.keep(task)
         emitted = self._hand_out(stream, task, state)
+        polled_before = stream.last_poll
         self._learn(stream, previous, task, emitted, now)
-        _policy.note_poll(stream, state, emitted, now)
+        _policy.note_poll(stream, state, emitted, now, polled_before)
         if task.status.is_done:
             for sub in list(stream.subs):
                 self._end(sub, None)
@@ -950,6 +951,7 @@ class Scheduler:
             running_for=now - stream.phase_since,
             pace=stream.pace,
             since_change=since,
+            change_window=stream.change_window,
             fleet=self._fleet.taught(),
         )
         due = now + delay

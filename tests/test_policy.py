@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -12,6 +13,9 @@ from taskwatch._policy import (
     PACE_WEIGHT,
     QUIET_MIN_SAMPLES,
     QUIET_SPEEDUP,
+    REGULAR_MIN_GAPS,
+    RENEWAL_MIN_LONGER,
+    RENEWAL_RESOLUTION,
     Fleet,
     after_quiet,
     check_intervals,
@@ -23,6 +27,8 @@ from taskwatch._policy import (
     price,
     prior_rate,
     quiet_for,
+    regular,
+    renewal_interval,
     running_interval,
     running_rate,
     total_results,
@@ -335,28 +341,29 @@ class _Paced:
     def __init__(self) -> None:
         self.pace: float | None = None
         self.last_change_at: float | None = None
+        self.change_window = 0.0
         self.last_state: object = None
-        self.quiet = 0
 
 
 def test_note_poll_learns_the_pace_of_a_running_task_and_forgets_it_on_a_new_state() -> None:
     stream = _Paced()
-    note_poll(stream, "pending", True, 0.0)  # the first snapshot: a new state
-    assert (stream.pace, stream.last_change_at, stream.quiet) == (None, None, 0)
-    note_poll(stream, "pending", False, 10.0)
-    assert stream.quiet == 1
-    note_poll(stream, "running", False, 20.0)  # started: a change of state ends the quiet
-    assert (stream.pace, stream.last_change_at, stream.quiet) == (None, None, 0)
-    note_poll(stream, "running", True, 24.0)  # the first change seen running: no gap yet
-    assert (stream.pace, stream.last_change_at) == (None, 24.0)
-    note_poll(stream, "running", True, 30.0)  # a gap of 6 s
-    assert (stream.pace, stream.last_change_at) == (6.0, 30.0)
-    note_poll(stream, "running", False, 32.0)
-    note_poll(stream, "running", True, 40.0)  # a gap of 10 s, weighted in
+    note_poll(stream, "pending", True, 0.0, None)  # the first snapshot: a new state
+    assert (stream.pace, stream.last_change_at, stream.change_window) == (None, None, 0.0)
+    note_poll(stream, "pending", False, 10.0, 0.0)
+    note_poll(stream, "running", False, 20.0, 10.0)  # started: no change of key yet
+    assert (stream.pace, stream.last_change_at, stream.change_window) == (None, None, 0.0)
+    note_poll(stream, "running", True, 24.0, 20.0)  # the first change seen running: no gap yet
+    assert (stream.pace, stream.last_change_at, stream.change_window) == (None, 24.0, 4.0)
+    note_poll(stream, "running", True, 30.0, 24.0)  # a gap of 6 s
+    assert (stream.pace, stream.last_change_at, stream.change_window) == (6.0, 30.0, 6.0)
+    note_poll(stream, "running", False, 32.0, 30.0)  # nothing new: the change stays dated
+    assert (stream.last_change_at, stream.change_window) == (30.0, 6.0)
+    note_poll(stream, "running", True, 40.0, 32.0)  # a gap of 10 s, weighted in
     assert stream.pace == pytest.approx(6.0 + PACE_WEIGHT * (10.0 - 6.0))
-    assert stream.quiet == 0
-    note_poll(stream, "completed", True, 41.0)  # a new state: the pace no longer holds
+    assert (stream.last_change_at, stream.change_window) == (40.0, 8.0)
+    note_poll(stream, "completed", True, 41.0, 40.0)  # a new state: the pace no longer holds
     assert (stream.pace, stream.last_change_at, stream.last_state) == (None, None, "completed")
+    assert stream.change_window == 0.0
 
 
 # -- quiet after a change ------------------------------------------------------------------
@@ -486,3 +493,116 @@ def test_pending_polls_spread_by_the_quiet_a_fresh_start_keeps() -> None:
     plain = Fleet(starts=2, pending_for=330.0, running_changes=40, ends=20, running_for=1200.0)
     quiet = poll_interval(0.5, 60.0, 0.0, running=False, fleet=fleet)
     assert poll_interval(0.5, 60.0, 0.0, running=False, fleet=plain) < quiet <= 60.0
+
+
+# -- the renewal rule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gaps", "expected"),
+    [
+        ((), False),
+        ((5.0,) * (REGULAR_MIN_GAPS - 1), False),  # too few to tell
+        ((5.0,) * REGULAR_MIN_GAPS, True),  # clockwork
+        ((2.0, 8.0) * REGULAR_MIN_GAPS, True),  # two gaps in turn: spread 0.6 of the mean
+        (tuple(3.0 + 7.0 * k / 99 for k in range(100)), True),  # uniform 3-10 s
+        (tuple(-10.0 * math.log(1 - (k + 0.5) / 100) for k in range(100)), False),  # exponential
+        ((1.0,) * 50 + (100.0,) * 5, False),  # a mixture of fast and slow tasks
+    ],
+)
+def test_regular_tells_gaps_steadier_than_a_poisson_stream(
+    gaps: tuple[float, ...], expected: bool
+) -> None:
+    assert regular(sorted(gaps)) is expected
+
+
+def _piled_up(gaps: list[float], since: float, at: float) -> float:
+    """The delay expected to have piled up ``at`` seconds after the mark, given no change
+    in the first ``since``: the mean of ``at - gap`` over the gaps longer than ``since``."""
+    longer = [g for g in gaps if g > since]
+    return sum(max(at - g, 0.0) for g in longer) / len(longer)
+
+
+UNIFORM = sorted(3.0 + 7.0 * k / 49 for k in range(50))  # gaps of 3-10 s
+
+
+@pytest.mark.parametrize("since", [0.0, 1.0, 2.9, 3.0, 5.0, 8.0, 9.5])
+@pytest.mark.parametrize(("low", "high"), [(0.5, 20.0), (1.0, 30.0), (0.1, 2.0)])
+def test_the_renewal_rule_polls_when_the_delay_piled_up_is_worth_a_request(
+    since: float, low: float, high: float
+) -> None:
+    interval = renewal_interval(UNIFORM, since, low, high)
+    assert interval is not None
+    assert low <= interval <= high
+    at = since + interval
+    if low < interval < high:  # not held by a bound: exactly one request's worth by then
+        assert _piled_up(UNIFORM, since, at) == pytest.approx(price(low))
+    else:
+        assert (_piled_up(UNIFORM, since, at) >= price(low) - 1e-9) == (interval == low)
+
+
+def test_the_renewal_rule_waits_out_the_shortest_gap_then_polls_ever_faster() -> None:
+    low, high = 0.5, 20.0
+    polls = [0.0]
+    while polls[-1] < 10.0:
+        interval = renewal_interval(UNIFORM, polls[-1], low, high)
+        if interval is None:
+            break
+        polls.append(polls[-1] + interval)
+    # no poll before the shortest gap, then intervals that shrink as a change grows likely
+    assert polls[1] > 3.0
+    steps = [b - a for a, b in itertools.pairwise(polls[1:])]
+    assert steps
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(steps))
+    assert len(polls) < 10.0 / low  # fewer polls than every min_interval through the gap
+
+
+@pytest.mark.parametrize(
+    ("gaps", "since", "low"),
+    [
+        (UNIFORM, 9.95, 0.5),  # fewer than RENEWAL_MIN_LONGER gaps left: slower than all seen
+        ((), 0.0, 0.5),
+        (UNIFORM, 0.0, 6.5 / RENEWAL_RESOLUTION + 0.1),  # polls too coarse for the gaps
+    ],
+)
+def test_the_renewal_rule_leaves_it_to_the_poisson_rule(
+    gaps: list[float], since: float, low: float
+) -> None:
+    assert len([g for g in gaps if g > 9.95]) < RENEWAL_MIN_LONGER
+    assert renewal_interval(gaps, since, low, 60.0) is None
+
+
+def _running(fleet: Fleet, since_change: float | None, window: float = 0.0) -> float:
+    return poll_interval(
+        0.5,
+        20.0,
+        0.0,
+        running=True,
+        changes_seen=3,
+        running_for=40.0,
+        pace=6.0,
+        since_change=since_change,
+        change_window=window,
+        fleet=fleet,
+    )
+
+
+def test_running_polls_follow_the_renewal_rule_from_the_dated_change() -> None:
+    taught = Fleet(running_changes=40, ends=5, running_for=300.0, renewal_gaps=UNIFORM)
+    plain = Fleet(running_changes=40, ends=5, running_for=300.0)
+    # the change came within the 2 s before the poll that saw it 1 s ago: dated 2 s ago
+    assert _running(taught, 1.0, 2.0) == renewal_interval(UNIFORM, 2.0, 0.5, 20.0)
+    assert _running(taught, 1.0, 2.0) != _running(plain, 1.0, 2.0)
+    # quiet longer than every gap seen: the Poisson rule, as without the gaps
+    assert _running(taught, 12.0) == _running(plain, 12.0)
+    # a task found started with changes made has no mark: the Poisson rule
+    found = poll_interval(
+        0.5, 20.0, 0.0, running=True, changes_seen=3, running_for=5.0, fleet=taught
+    )
+    assert found == poll_interval(
+        0.5, 20.0, 0.0, running=True, changes_seen=3, running_for=5.0, fleet=plain
+    )
+    # a pending task is not judged by its gaps
+    assert poll_interval(0.5, 20.0, 0.0, running=False, fleet=taught) == poll_interval(
+        0.5, 20.0, 0.0, running=False, fleet=plain
+    )

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskwatch import _policy
-from taskwatch._policy import QUIET_WINDOW, note_poll
+from taskwatch._policy import QUIET_WINDOW, REGULAR_MIN_GAPS, note_poll
 from taskwatch._priority import (
     COMPLETION_HAZARD_INTERVALS,
     PENDING_PRIOR_INTERVALS,
@@ -298,6 +298,7 @@ class _Stream:
         self.last_poll: float | None = None
         self.changes_seen = 0
         self.last_change_at: float | None = None
+        self.change_window = 0.0
 
 
 def test_fleet_learning_counts_waits_starts_changes_by_pages_and_ends() -> None:
@@ -341,7 +342,7 @@ class _Paced(_Stream):
         super().__init__()
         self.pace: float | None = None
         self.last_state: object = None
-        self.quiet = 0
+        self.change_window = 0.0
 
 
 def _poll(
@@ -356,8 +357,9 @@ def _poll(
 ) -> None:
     """One poll as ``Scheduler._deliver`` handles it: learn, then note it for the schedule."""
     phase = Phase.PENDING if state == "pending" else Phase.RUNNING
+    polled_before = stream.last_poll
     fleet.learn(stream, phase, pages, before, done, emitted, at, 1.0, 30.0)
-    note_poll(stream, "completed" if done else state, emitted, at)
+    note_poll(stream, "completed" if done else state, emitted, at, polled_before)
 
 
 def test_fleet_learning_bounds_the_quiet_after_each_change_seen() -> None:
@@ -377,6 +379,49 @@ def test_fleet_learning_bounds_the_quiet_after_each_change_seen() -> None:
     _poll(fleet, stream, 40.0, "running", 6, 5, True, done=True)  # an end is no change
     assert list(fleet.quiet_after) == [0.0, 0.0, 0.0, 6.0, 8.0]
     assert fleet.taught().quiet_after == fleet.quiet_after
+
+
+def test_fleet_learning_dates_each_change_to_the_middle_of_its_window() -> None:
+    fleet, stream = FleetLearning(), _Paced()
+    _poll(fleet, stream, 0.0, "pending", 0, None, True)
+    _poll(fleet, stream, 10.0, "running", 0, 0, False)  # started in (0, 10]: dated at 5
+    _poll(fleet, stream, 13.0, "running", 0, 0, False)
+    _poll(fleet, stream, 16.0, "running", 1, 0, True)  # in (13, 16]: dated at 14.5
+    assert list(fleet.change_gaps) == [9.5]
+    _poll(fleet, stream, 19.0, "running", 1, 1, False)
+    _poll(fleet, stream, 25.0, "running", 3, 1, True)  # in (19, 25]: dated at 22, one gap
+    assert list(fleet.change_gaps) == [7.5, 9.5]
+    _poll(fleet, stream, 40.0, "running", 4, 3, True, done=True)  # an end is no change
+    assert list(fleet.change_gaps) == [7.5, 9.5]
+    # a task found started with changes made has no mark until its next change
+    found = _Paced()
+    _poll(fleet, found, 0.0, "pending", 0, None, True)
+    _poll(fleet, found, 10.0, "running", 2, 0, True)
+    _poll(fleet, found, 14.0, "running", 3, 2, True)  # in (10, 14]: dated at 12
+    assert list(fleet.change_gaps) == [7.5, 9.5]
+    _poll(fleet, found, 18.0, "running", 3, 3, False)
+    _poll(fleet, found, 22.0, "running", 4, 3, True)  # in (18, 22]: dated at 20
+    assert list(fleet.change_gaps) == [7.5, 8.0, 9.5]
+
+
+def test_the_schedule_is_taught_the_gaps_only_once_they_look_steadier_than_poisson() -> None:
+    fleet = FleetLearning()
+    for number in range(REGULAR_MIN_GAPS):
+        stream = _Paced()
+        _poll(fleet, stream, 0.0, "pending", 0, None, True)
+        _poll(fleet, stream, 2.0, "running", 0, 0, False)  # dated at 1
+        _poll(fleet, stream, 6.0, "running", 0, 0, False)
+        _poll(fleet, stream, 8.0, "running", 1, 0, True)  # dated at 7: a gap of 6 s
+        taught = fleet.taught().renewal_gaps
+        assert taught == (() if number + 1 < REGULAR_MIN_GAPS else (6.0,) * REGULAR_MIN_GAPS)
+    # gaps of every length: a mixture of rates, not steady; the Poisson rule again
+    for gap in (0.5, 60.0) * QUIET_WINDOW:
+        stream = _Paced()
+        _poll(fleet, stream, 0.0, "pending", 0, None, True)
+        _poll(fleet, stream, 2.0, "running", 0, 0, False)  # dated at 1
+        _poll(fleet, stream, 2.0 + gap, "running", 1, 0, True)  # dated at 2 + gap / 2
+    assert len(fleet.change_gaps) == QUIET_WINDOW
+    assert fleet.taught().renewal_gaps == ()
 
 
 def test_a_task_found_started_with_changes_teaches_no_quiet_until_its_next_change() -> None:
