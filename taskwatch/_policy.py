@@ -116,7 +116,8 @@ polled by the renewal rule instead:
   nothing came yet;
 - the next poll comes when the delay expected to have piled up since the mark, the mean of
   ``t - gap`` over those gaps shorter than ``t``, reaches the price of a request ``c``
-  (``renewal_interval``).
+  (``renewal_interval``), or sooner if the square-root rule at the end hazard alone says so
+  (an abort or a failure need not wait for a page to finish, as within the quiet spell).
 
 For a Poisson stream that is the square-root rule again (at a small interval the delay piled
 up is ``r * T**2 / 2``); for steady gaps it waits out the shortest gap and then polls ever
@@ -378,8 +379,8 @@ def poll_interval(
         )
         if since_mark is not None:
             renewal = renewal_interval(fleet.renewal_gaps, since_mark, min_interval, max_interval)
-    if renewal is not None:
-        base = renewal
+    if renewal is not None:  # the end may come between pages: its own rule caps the wait
+        base = min(renewal, running_interval(end_hazard, min_interval, max_interval))
     elif running:
         rate = running_rate(changes_seen, running_for, pace, since_change, change_rate)
         base = running_interval(rate + end_hazard, min_interval, max_interval)

@@ -592,6 +592,12 @@ def test_running_polls_follow_the_renewal_rule_from_the_dated_change() -> None:
     plain = Fleet(running_changes=40, ends=5, running_for=300.0)
     # the change came within the 2 s before the poll that saw it 1 s ago: dated 2 s ago
     assert _running(taught, 1.0, 2.0) == renewal_interval(UNIFORM, 2.0, 0.5, 20.0)
+    # the end may come between pages: the end hazard's own rule caps a long wait
+    ending = running_interval(learnt_rate(5, 300.0, prior_rate(0.5, 20.0)), 0.5, 20.0)
+    slow = tuple(g * 10 for g in UNIFORM)
+    held = Fleet(running_changes=40, ends=5, running_for=300.0, renewal_gaps=slow)
+    assert (renewal_interval(slow, 2.0, 0.5, 20.0) or 0.0) > ending
+    assert _running(held, 1.0, 2.0) == pytest.approx(ending)
     assert _running(taught, 1.0, 2.0) != _running(plain, 1.0, 2.0)
     # quiet longer than every gap seen: the Poisson rule, as without the gaps
     assert _running(taught, 12.0) == _running(plain, 12.0)
