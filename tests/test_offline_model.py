@@ -11,7 +11,7 @@ import pytest
 from benchmarks import _offline_fresh
 from benchmarks._family import FAMILY, Member
 from benchmarks._workloads import changes
-from taskwatch import Client
+from taskwatch import Client, _policy
 from taskwatch.testing import SimulatedTaskAPI
 
 from .conftest import TEST_LOOP, FakeTime
@@ -88,3 +88,17 @@ def test_the_inspection_oracle_waits_out_the_shortest_gap_then_shrinks_its_inter
             assert steps == sorted(steps, reverse=True)  # shrinking
             if share == 0.0 and steps:
                 assert max(steps) - min(steps) <= 1e-9  # evenly spaced
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.5, 20.0), (2.0, 60.0)])
+def test_the_comparison_covers_the_renewal_rule(
+    low: float, high: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the member with steady pages the comparison above runs through the renewal rule:
+    without it (no gaps judged steady) the same tasks are polled differently."""
+    scripts = _offline_fresh.scripts(FAMILY[1], 5, seed=3)
+    taskwatch = _offline_fresh.POLICIES["taskwatch"]
+    with_rule = _offline_fresh.run_policy(scripts, taskwatch, low, high, rand=lambda: 0.0)
+    monkeypatch.setattr(_policy, "REGULAR_SPREAD", 0.0)
+    without = _offline_fresh.run_policy(scripts, taskwatch, low, high, rand=lambda: 0.0)
+    assert with_rule[0] != without[0]
