@@ -283,6 +283,19 @@ def since_quiet_mark(
     return running_for if changes_seen == 0 else None
 
 
+def since_dated_mark(
+    since_change: float | None, change_window: float, running_for: float, changes_seen: int
+) -> float | None:
+    """``since_quiet_mark`` with the last change dated to the middle of its window: seen
+    ``since_change`` seconds ago by a poll ``change_window`` seconds after the one before it.
+    The mark the renewal rule counts from, and the fleet learns its gaps from."""
+    return since_quiet_mark(
+        None if since_change is None else since_change + change_window / 2.0,
+        running_for,
+        changes_seen,
+    )
+
+
 def quiet_for(quiet_after: Sequence[float], share: float) -> float:
     """The quiet spell to hold back for: the ``share`` quantile of ``quiet_after``, lower
     bounds on the seconds from a change seen (or a start) to the next change, sorted
@@ -372,11 +385,7 @@ def poll_interval(
     cost = price(min_interval)
     renewal = None
     if running and fleet.renewal_gaps:
-        since_mark = since_quiet_mark(
-            None if since_change is None else since_change + change_window / 2.0,
-            running_for,
-            changes_seen,
-        )
+        since_mark = since_dated_mark(since_change, change_window, running_for, changes_seen)
         if since_mark is not None:
             renewal = renewal_interval(fleet.renewal_gaps, since_mark, min_interval, max_interval)
     if renewal is not None:  # the end may come between pages: its own rule caps the wait

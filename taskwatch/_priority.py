@@ -99,7 +99,14 @@ import enum
 import math
 from typing import Protocol
 
-from ._policy import QUIET_WINDOW, Fleet, prior_rate, regular, since_quiet_mark
+from ._policy import (
+    QUIET_WINDOW,
+    Fleet,
+    prior_rate,
+    regular,
+    since_dated_mark,
+    since_quiet_mark,
+)
 
 __all__ = [
     "COMPLETION_HAZARD_INTERVALS",
@@ -346,8 +353,9 @@ class FleetLearning:
         before it (dated likewise), or since its dated start if it showed none before. A task
         found started with changes already made has no such mark, and teaches nothing."""
         last_change = stream.last_change_at
-        since = since_quiet_mark(
-            None if last_change is None else dated - last_change + stream.change_window / 2.0,
+        since = since_dated_mark(
+            None if last_change is None else dated - last_change,
+            stream.change_window,
             dated - stream.phase_since,
             stream.changes_seen,
         )
