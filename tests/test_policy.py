@@ -557,19 +557,21 @@ def test_the_renewal_rule_waits_out_the_shortest_gap_then_polls_ever_faster() ->
     assert len(polls) < 10.0 / low  # fewer polls than every min_interval through the gap
 
 
+def test_the_renewal_rule_leaves_a_task_slower_than_all_seen_to_the_poisson_rule() -> None:
+    since = 9.95
+    assert 0 < len([g for g in UNIFORM if g > since]) < RENEWAL_MIN_LONGER
+    assert renewal_interval(UNIFORM, since, 0.5, 60.0) is None
+
+
 @pytest.mark.parametrize(
-    ("gaps", "since", "low"),
+    ("gaps", "low"),
     [
-        (UNIFORM, 9.95, 0.5),  # fewer than RENEWAL_MIN_LONGER gaps left: slower than all seen
-        ((), 0.0, 0.5),
-        (UNIFORM, 0.0, 6.5 / RENEWAL_RESOLUTION + 0.1),  # polls too coarse for the gaps
+        ((), 0.5),  # nothing seen
+        (UNIFORM, 6.5 / RENEWAL_RESOLUTION + 0.1),  # polls too coarse for the gaps
     ],
 )
-def test_the_renewal_rule_leaves_it_to_the_poisson_rule(
-    gaps: list[float], since: float, low: float
-) -> None:
-    assert len([g for g in gaps if g > 9.95]) < RENEWAL_MIN_LONGER
-    assert renewal_interval(gaps, since, low, 60.0) is None
+def test_the_renewal_rule_leaves_it_to_the_poisson_rule(gaps: list[float], low: float) -> None:
+    assert renewal_interval(gaps, 0.0, low, 60.0) is None
 
 
 def _running(fleet: Fleet, since_change: float | None, window: float = 0.0) -> float:
