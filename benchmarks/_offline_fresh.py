@@ -551,16 +551,18 @@ def measure(
     latency: float = 0.0,
     bounds: bool = True,
     clients: int = 1,
+    policies: dict[str, Interval] | None = None,
 ) -> dict[str, Any]:
-    """One member: every policy and setting, with the bounds, as ratios at equal delay; the
-    policies' tasks watched by ``clients`` clients (``run_clients``)."""
+    """One member: every policy (``POLICIES`` unless ``policies`` are given) and setting,
+    with the bounds, as ratios at equal delay; the policies' tasks watched by ``clients``
+    clients (``run_clients``)."""
     family = scripts(member, tasks, seed)
     curve = fixed_curve(member, family, latency)
     expected = {str(i): changes(s) for i, s in enumerate(family)}
     out: dict[str, Any] = {"member": member.name, "settings": {}}
     for low, high in OURS:
         cell: dict[str, Any] = {}
-        for name, interval in POLICIES.items():
+        for name, interval in (POLICIES if policies is None else policies).items():
             requests, seen = run_clients(family, interval, low, high, seed, latency, clients)
             delays = detection_delays(expected, {str(i): s for i, s in seen.items()})
             delay = statistics.fmean(delays)
