@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
                 ratios = [cell["ratio"] for cell in cells if cell["ratio"] is not None]
                 delay = statistics.fmean(cell["mean_delay"] for cell in cells)
                 shown = f"{statistics.fmean(ratios):.2f}x" if ratios else "off the curve"
+                if ratios and len(ratios) < len(cells):  # a mean over fewer samples: say so
+                    shown += f" ({len(ratios)} of {len(cells)} samples on the curve)"
                 row.append(f"{shown} (delay {delay:.2f} s)")
             rows.append(row)
         say(f"\n{member.name}: requests / fixed polling's at equal mean delay")
