@@ -20,14 +20,28 @@ and dates it as taskwatch does? Two policies, each taskwatch's own in every othe
   of its window, ``_policy.since_dated_mark``), then each interval the one before it less the
   price of a request, at least ``min_interval``. Swept over ``k``, as each gives its own delay.
 
+And two that ask whether the renewal rule (``_policy.renewal_interval``) loses by the gaps it
+learns or by the schedule it draws from them:
+
+- **true gaps (renewal rule)**: taskwatch, its renewal rule reading the member's true gap
+  distribution (``true_gaps``) instead of the gaps its polls dated;
+- **true gaps (optimal inspection)**: where that rule applies, the optimal schedule for the
+  true gaps instead (``inspection_schedule``: the least expected price of the polls plus the
+  delay of the next change, by backward induction), with taskwatch's cap for the end.
+
 Ratios are the offline model's: requests over fixed polling's at the same mean delay.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import math
 import statistics
+from collections.abc import Sequence
 from typing import Any
+
+import attrs
 
 from taskwatch import _policy, _priority
 
@@ -114,6 +128,95 @@ def gaps_known(member: Member, first: float) -> offline.Interval:
     return interval
 
 
+_QUANTILES = 256  # as many gaps as a fleet keeps (``_policy.QUIET_WINDOW``)
+_GRID_STEPS = 10  # grid points per min_interval in ``inspection_schedule``
+
+
+def true_gaps(member: Member) -> tuple[float, ...]:
+    """The member's gap between changes, uniform over ``Member.gaps``, as ``_QUANTILES``
+    evenly spaced quantiles, sorted ascending (the form of ``_policy.Fleet.renewal_gaps``)."""
+    low, high = (bound * member.scale for bound in member.gaps)
+    return tuple(low + (high - low) * (i + 0.5) / _QUANTILES for i in range(_QUANTILES))
+
+
+def with_true_gaps(member: Member) -> offline.Interval:
+    """taskwatch, its renewal rule reading the member's true gaps."""
+    gaps = true_gaps(member)
+
+    def interval(
+        stream: Any, fleet: Any, now: float, low: float, high: float, rand: float
+    ) -> float:
+        taught = attrs.evolve(fleet.taught(), renewal_gaps=gaps)
+        return offline.taskwatch_taught(stream, taught, now, low, high, rand)
+
+    return interval
+
+
+def inspection_schedule(
+    gaps: Sequence[float], min_interval: float, max_interval: float, cost: float
+) -> tuple[float, list[float]]:
+    """The optimal inspection schedule for one change that comes one of ``gaps`` (sorted
+    ascending, each as likely) after a mark: ``(step, best)``, ``best[j]`` the interval to the
+    next poll from ``j * step`` seconds after the mark with no change seen yet, on a grid of
+    ``min_interval / _GRID_STEPS``. It minimises ``cost`` per poll plus the detection delay,
+    by backward induction: with ``W(u)`` that least cost times the gaps longer than ``u``,
+    ``W(u) = min over T of cost * longer(u) + sum of (u + T - gap) over the gaps in (u, u +
+    T] + W(u + T)``, ``T`` in ``[min_interval, max_interval]``, and ``W = 0`` past the
+    longest gap."""
+    step = min_interval / _GRID_STEPS
+    count = len(gaps)
+    prefix = [0.0]
+    for gap in gaps:
+        prefix.append(prefix[-1] + gap)
+    last = math.ceil(gaps[-1] / step) + 1
+    least = [0.0] * (last + 1)
+    best = [max_interval] * (last + 1)
+    shortest, longest = _GRID_STEPS, int(max_interval / step + 1e-9)
+    for j in range(last - 1, -1, -1):
+        first = bisect.bisect_right(gaps, j * step)
+        if first == count:
+            continue
+        for k in range(shortest, longest + 1):
+            at = (j + k) * step
+            end = bisect.bisect_right(gaps, at, lo=first)
+            value = cost * (count - first) + (end - first) * at - (prefix[end] - prefix[first])
+            value += least[j + k] if j + k <= last else 0.0
+            if k == shortest or value < least[j]:
+                least[j], best[j] = value, k * step
+            if end == count:  # every gap is in: a later poll only adds delay
+                break
+    return step, best
+
+
+def optimal_inspection(member: Member) -> offline.Interval:
+    """taskwatch with its true gaps, but where its renewal rule applies, the optimal
+    schedule for them (``inspection_schedule``), capped as the rule is by the end's."""
+    gaps = true_gaps(member)
+    schedules: dict[tuple[float, float], tuple[float, list[float]]] = {}
+
+    def interval(
+        stream: Any, fleet: Any, now: float, low: float, high: float, rand: float
+    ) -> float:
+        taught = attrs.evolve(fleet.taught(), renewal_gaps=gaps)
+        if stream.phase is _priority.Phase.RUNNING:
+            since = None if stream.last_change_at is None else now - stream.last_change_at
+            mark = _policy.since_dated_mark(
+                since, stream.change_window, now - stream.phase_since, stream.changes_seen
+            )
+            if mark is not None and _policy.renewal_interval(gaps, mark, low, high) is not None:
+                if (low, high) not in schedules:
+                    schedules[low, high] = inspection_schedule(gaps, low, high, _policy.price(low))
+                step, best = schedules[low, high]
+                j = min(int(mark / step), len(best) - 1)
+                prior = _policy.prior_rate(low, high)
+                ending = _policy.learnt_rate(taught.ends, taught.running_for, prior)
+                wait = min(best[j] - (mark - j * step), _policy.running_interval(ending, low, high))
+                return min(max(wait, low), high)
+        return offline.taskwatch_taught(stream, taught, now, low, high, rand)
+
+    return interval
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seeds", type=int, default=3)
@@ -126,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
             "taskwatch": _TASKWATCH,
             "pending known": pending_known(member),
             **{f"gaps known (Barlow, f={k:g})": gaps_known(member, k) for k in _FIRSTS},
+            "true gaps (renewal rule)": with_true_gaps(member),
+            "true gaps (optimal inspection)": optimal_inspection(member),
         }
         samples = [
             offline.measure(
@@ -138,10 +243,11 @@ def main(argv: list[str] | None = None) -> None:
             )
             for repeat in range(args.seeds)
         ]
+        settings = list(samples[0]["settings"])
         rows = []
-        for setting in samples[0]["settings"]:
-            row = [setting]
-            for name in policies:
+        for name in policies:  # one row per policy: the table stays as wide as the settings
+            row = [name]
+            for setting in settings:
                 cells = [sample["settings"][setting][name] for sample in samples]
                 ratios = [cell["ratio"] for cell in cells if cell["ratio"] is not None]
                 delay = statistics.fmean(cell["mean_delay"] for cell in cells)
@@ -151,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
                 row.append(f"{shown} (delay {delay:.2f} s)")
             rows.append(row)
         say(f"\n{member.name}: requests / fixed polling's at equal mean delay")
-        say(table(rows, ["setting", *policies]))
+        say(table(rows, ["policy", *settings]))
 
 
 if __name__ == "__main__":

@@ -194,6 +194,13 @@ def _taskwatch(
     stream: _Stream, fleet: _Fleet, now: float, low: float, high: float, rand: float
 ) -> float:
     """taskwatch's policy, as ``Scheduler._deliver`` calls it."""
+    return taskwatch_taught(stream, fleet.taught(), now, low, high, rand)
+
+
+def taskwatch_taught(
+    stream: _Stream, taught: _policy.Fleet, now: float, low: float, high: float, rand: float
+) -> float:
+    """taskwatch's policy for ``stream``, given what its fleet ``taught``."""
     since = None if stream.last_change_at is None else now - stream.last_change_at
     return _policy.poll_interval(
         low,
@@ -205,7 +212,7 @@ def _taskwatch(
         pace=stream.pace,
         since_change=since,
         change_window=stream.change_window,
-        fleet=fleet.taught(),
+        fleet=taught,
     )
 
 
