@@ -12,7 +12,7 @@ and dates it as taskwatch does? Two policies, each taskwatch's own in every othe
   up since the last poll reaches the price of a request, for the member's true pending time
   (uniform over ``Member.pending``; every task is created when it is first watched, so its
   age is the time watched) and a start's cost as in ``_policy.pending_interval`` (the fleet's
-  fresh rate, after its quiet spell);
+  fresh rate, after its quiet spell: ``_policy.fresh_start``);
 - **gaps known (Barlow, f=k)**: a running task's next poll follows the optimal inspection
   schedule for its true gap (uniform over ``Member.gaps``; Barlow, Hunter & Proschan,
   "Optimum checking procedures", J. SIAM 11(4), 1963): no poll until the shortest gap and a
@@ -80,12 +80,7 @@ def pending_known(member: Member) -> offline.Interval:
     ) -> float:
         if stream.phase is not _priority.Phase.PENDING:
             return _TASKWATCH(stream, fleet, now, low, high, rand)
-        taught = fleet.taught()
-        prior = _policy.prior_rate(low, high)
-        fresh = _policy.learnt_rate(taught.running_changes, taught.running_for, prior)
-        fresh += _policy.learnt_rate(taught.ends, taught.running_for, prior)
-        dense = _policy.running_interval(fresh, low, high)
-        quiet = _policy.quiet_for(taught.quiet_after, _policy.price(low) / dense)
+        fresh, quiet = _policy.fresh_start(fleet.taught(), low, high)
         target = _policy.price(low)
         if _start_cost(high, now, member, fresh, quiet) <= target:
             wait = high

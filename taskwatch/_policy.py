@@ -403,11 +403,21 @@ def poll_interval(
                 base = min(ending, quiet - since + base)
     else:
         hazard = learnt_rate(fleet.starts, fleet.pending_for, prior)
-        fresh = change_rate + end_hazard
-        dense = running_interval(fresh, min_interval, max_interval)
-        quiet = quiet_for(fleet.quiet_after, cost / dense)
+        fresh, quiet = fresh_start(fleet, min_interval, max_interval)
         base = pending_interval(hazard, fresh, min_interval, max_interval, quiet)
     return max(min_interval, base * (1.0 - JITTER * rand))
+
+
+def fresh_start(fleet: Fleet, min_interval: float, max_interval: float) -> tuple[float, float]:
+    """What ``fleet`` expects of a task that has just started: its rate of change (changes
+    and ends per second of running, each learnt from ``prior_rate``), and the quiet spell
+    before its first change (``quiet_for`` at the share its dense interval sets). What a
+    pending task's schedule weighs a start by (``pending_interval``)."""
+    prior = prior_rate(min_interval, max_interval)
+    fresh = learnt_rate(fleet.running_changes, fleet.running_for, prior)
+    fresh += learnt_rate(fleet.ends, fleet.running_for, prior)
+    dense = running_interval(fresh, min_interval, max_interval)
+    return fresh, quiet_for(fleet.quiet_after, price(min_interval) / dense)
 
 
 @attrs.frozen(slots=True)

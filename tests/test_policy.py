@@ -20,6 +20,7 @@ from taskwatch._policy import (
     after_quiet,
     check_intervals,
     decide,
+    fresh_start,
     learnt_rate,
     note_poll,
     pending_interval,
@@ -493,6 +494,37 @@ def test_pending_polls_spread_by_the_quiet_a_fresh_start_keeps() -> None:
     plain = Fleet(starts=2, pending_for=330.0, running_changes=40, ends=20, running_for=1200.0)
     quiet = poll_interval(0.5, 60.0, 0.0, running=False, fleet=fleet)
     assert poll_interval(0.5, 60.0, 0.0, running=False, fleet=plain) < quiet <= 60.0
+
+
+@pytest.mark.parametrize(
+    ("fleet", "fresh", "quiet"),
+    [
+        # nothing seen: a change and an end at the prior rate, one per sqrt(0.5 * 20) s
+        (Fleet(), 2.0 / math.sqrt(10.0), 0.0),
+        # 40 changes and 20 ends in 1200 s: (40 + 1) and (20 + 1) in 1200 s + sqrt(10) s
+        (
+            Fleet(running_changes=40, ends=20, running_for=1200.0),
+            62.0 / (1200.0 + math.sqrt(10.0)),
+            0.0,
+        ),
+        # with quiet bounds (every one 15 s): whichever quantile is read, 15 s
+        (
+            Fleet(running_changes=40, ends=20, running_for=1200.0, quiet_after=QUIET),
+            62.0 / (1200.0 + math.sqrt(10.0)),
+            15.0,
+        ),
+    ],
+)
+def test_a_fresh_start_is_weighed_by_the_fleets_rates_and_quiet_spell(
+    fleet: Fleet, fresh: float, quiet: float
+) -> None:
+    got_fresh, got_quiet = fresh_start(fleet, 0.5, 20.0)
+    assert got_fresh == pytest.approx(fresh)
+    assert got_quiet == pytest.approx(quiet)
+    # and the pending schedule weighs a start by exactly these
+    hazard = learnt_rate(fleet.starts, fleet.pending_for, prior_rate(0.5, 20.0))
+    expected = pending_interval(hazard, got_fresh, 0.5, 20.0, got_quiet)
+    assert poll_interval(0.5, 20.0, 0.0, running=False, fleet=fleet) == pytest.approx(expected)
 
 
 # -- the renewal rule ----------------------------------------------------------------------
