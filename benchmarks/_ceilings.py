@@ -19,6 +19,7 @@ and dates it as taskwatch does? Two policies, each taskwatch's own in every othe
   first interval of ``k`` min_intervals have passed since the last change (dated to the middle
   of its window, ``_policy.since_dated_mark``), then each interval the one before it less the
   price of a request, at least ``min_interval``. Swept over ``k``, as each gives its own delay.
+- **both known (f=k)**: the two above together, pending and running.
 
 And two that ask whether the renewal rule (``_policy.renewal_interval``) loses by the gaps it
 learns or by the schedule it draws from them:
@@ -119,6 +120,20 @@ def gaps_known(member: Member, first: float) -> offline.Interval:
                     made += 1
                 return min(max(at - mark, low), high)
         return _TASKWATCH(stream, fleet, now, low, high, rand)
+
+    return interval
+
+
+def both_known(member: Member, first: float) -> offline.Interval:
+    """``pending_known`` while pending, ``gaps_known`` (first interval ``first``
+    min_intervals) while running: both distributions known."""
+    pending, running = pending_known(member), gaps_known(member, first)
+
+    def interval(
+        stream: Any, fleet: Any, now: float, low: float, high: float, rand: float
+    ) -> float:
+        known = pending if stream.phase is _priority.Phase.PENDING else running
+        return known(stream, fleet, now, low, high, rand)
 
     return interval
 
@@ -224,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             "taskwatch": _TASKWATCH,
             "pending known": pending_known(member),
             **{f"gaps known (Barlow, f={k:g})": gaps_known(member, k) for k in _FIRSTS},
+            **{f"both known (f={k:g})": both_known(member, k) for k in _FIRSTS},
             "true gaps (renewal rule)": with_true_gaps(member),
             "true gaps (optimal inspection)": optimal_inspection(member),
         }

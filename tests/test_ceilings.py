@@ -122,3 +122,19 @@ def test_optimal_inspection_follows_the_schedule_where_the_renewal_rule_applies(
     # 4 s after the dated change (seen at 104 s, a 0 s window): the schedule's interval there.
     got = interval(_running(100.0, 0.0), fleet, 104.0, 0.5, 20.0, 0.0)
     assert got == pytest.approx(min(best[round(4.0 / step)], end_cap))
+
+
+def test_both_known_is_pending_known_while_pending_and_gaps_known_while_running() -> None:
+    both = _ceilings.both_known(RUNNING_BURSTS, 2.0)
+    pending = _ceilings.pending_known(RUNNING_BURSTS)
+    running = _ceilings.gaps_known(RUNNING_BURSTS, 2.0)
+    fleet: Any = SimpleNamespace(taught=_policy.Fleet)
+    waiting: Any = SimpleNamespace(phase=_priority.Phase.PENDING)
+    for now in (0.0, 40.0, 250.0):
+        assert both(waiting, fleet, now, 0.5, 20.0, 0.0) == pending(
+            waiting, fleet, now, 0.5, 20.0, 0.0
+        )
+    for now in (100.0, 103.5, 106.0):
+        assert both(_running(100.0, 1.0), NO_FLEET, now, 0.5, 20.0, 0.0) == running(
+            _running(100.0, 1.0), NO_FLEET, now, 0.5, 20.0, 0.0
+        )
