@@ -30,6 +30,10 @@ learns or by the schedule it draws from them:
   true gaps instead (``inspection_schedule``: the least expected price of the polls plus the
   delay of the next change, by backward induction), with taskwatch's cap for the end.
 
+And one that asks whether the operating point is what misses: **taskwatch, price xk**, its own
+policy with every request priced ``k`` times ``_policy.price(min_interval)``, which moves it
+along its own curve of requests against delay (a lower price: more requests, less delay).
+
 Ratios are the offline model's: requests over fixed polling's at the same mean delay.
 """
 
@@ -138,6 +142,19 @@ def both_known(member: Member, first: float) -> offline.Interval:
     return interval
 
 
+def priced(factor: float) -> offline.Interval:
+    """taskwatch with every request priced ``factor`` times its own price."""
+
+    def interval(
+        stream: Any, fleet: Any, now: float, low: float, high: float, rand: float
+    ) -> float:
+        cost = factor * _policy.price(low)
+        return offline.taskwatch_taught(stream, fleet.taught(), now, low, high, rand, cost)
+
+    return interval
+
+
+_PRICES = (0.5, 0.7)  # taskwatch's price times these: lower delays than its own
 _QUANTILES = 256  # as many gaps as a fleet keeps (``_policy.QUIET_WINDOW``)
 _GRID_STEPS = 10  # grid points per min_interval in ``inspection_schedule``
 
@@ -237,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         member = FAMILY[number]
         policies = {
             "taskwatch": _TASKWATCH,
+            **{f"taskwatch, price x{k:g}": priced(k) for k in _PRICES},
             "pending known": pending_known(member),
             **{f"gaps known (Barlow, f={k:g})": gaps_known(member, k) for k in _FIRSTS},
             **{f"both known (f={k:g})": both_known(member, k) for k in _FIRSTS},

@@ -198,9 +198,16 @@ def _taskwatch(
 
 
 def taskwatch_taught(
-    stream: _Stream, taught: _policy.Fleet, now: float, low: float, high: float, rand: float
+    stream: _Stream,
+    taught: _policy.Fleet,
+    now: float,
+    low: float,
+    high: float,
+    rand: float,
+    cost: float | None = None,
 ) -> float:
-    """taskwatch's policy for ``stream``, given what its fleet ``taught``."""
+    """taskwatch's policy for ``stream``, given what its fleet ``taught`` (and a request's
+    price, ``cost``: the policy's own by default)."""
     since = None if stream.last_change_at is None else now - stream.last_change_at
     return _policy.poll_interval(
         low,
@@ -213,6 +220,7 @@ def taskwatch_taught(
         since_change=since,
         change_window=stream.change_window,
         fleet=taught,
+        cost=cost,
     )
 
 

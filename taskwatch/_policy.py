@@ -236,9 +236,14 @@ def running_rate(
     return learnt_rate(changes_seen, running_for, fresh_rate)
 
 
-def running_interval(rate: float, min_interval: float, max_interval: float) -> float:
-    """The square-root rule: ``sqrt(2 * price / rate)``, within the bounds."""
-    best = math.sqrt(2.0 * price(min_interval) / rate) if rate > 0 else max_interval
+def running_interval(
+    rate: float, min_interval: float, max_interval: float, cost: float | None = None
+) -> float:
+    """The square-root rule: ``sqrt(2 * cost / rate)``, within the bounds; ``cost`` is the
+    price of a request (default ``price(min_interval)``), as in every rule below."""
+    if cost is None:
+        cost = price(min_interval)
+    best = math.sqrt(2.0 * cost / rate) if rate > 0 else max_interval
     return min(max(best, min_interval), max_interval)
 
 
@@ -251,15 +256,16 @@ def pending_interval(
     min_interval: float,
     max_interval: float,
     quiet: float = 0.0,
+    cost: float | None = None,
 ) -> float:
     """A pending task's interval, within the bounds: ``quiet + x`` where ``2 * x**3 + 3 *
-    quiet * x**2 = 6 * price / (start_hazard * fresh_rate)``, a fresh start's first change
-    being at least ``quiet`` seconds off; ``(3 * price / (start_hazard * fresh_rate)) **
+    quiet * x**2 = 6 * cost / (start_hazard * fresh_rate)``, a fresh start's first change
+    being at least ``quiet`` seconds off; ``(3 * cost / (start_hazard * fresh_rate)) **
     (1/3)`` at ``quiet`` 0."""
     product = start_hazard * fresh_rate
     if not product > 0:
         return max_interval
-    target = 6.0 * price(min_interval) / product
+    target = 6.0 * (price(min_interval) if cost is None else cost) / product
     x: float = (target / 2.0) ** (1.0 / 3.0)  # the root at no quiet, above all others
     quiet = max(quiet, 0.0)
     if quiet > 0:
@@ -326,14 +332,19 @@ def regular(gaps: Sequence[float]) -> bool:
 
 
 def renewal_interval(
-    gaps: Sequence[float], since_mark: float, min_interval: float, max_interval: float
+    gaps: Sequence[float],
+    since_mark: float,
+    min_interval: float,
+    max_interval: float,
+    cost: float | None = None,
 ) -> float | None:
     """The renewal rule: seconds until the poll at which the delay expected to have piled up
-    since the mark, ``since_mark`` seconds ago, reaches the price of a request, within the
-    bounds. ``gaps`` are the gaps between changes seen, sorted ascending: the next change is
-    taken to come one of those longer than ``since_mark`` after the mark, each as likely (the
-    empirical distribution, given that nothing came yet), so the delay by ``t`` seconds after
-    the mark is the mean of ``t - gap`` over those gaps shorter than ``t``. None (the Poisson
+    since the mark, ``since_mark`` seconds ago, reaches the price of a request (``cost``,
+    default ``price(min_interval)``), within the bounds. ``gaps`` are the gaps between
+    changes seen, sorted ascending: the next change is taken to come one of those longer than
+    ``since_mark`` after the mark, each as likely (the empirical distribution, given that
+    nothing came yet), so the delay by ``t`` seconds after the mark is the mean of ``t -
+    gap`` over those gaps shorter than ``t``. None (the Poisson
     rule applies) when fewer than ``RENEWAL_MIN_LONGER`` gaps are longer than ``since_mark``,
     or when the median gap is under ``RENEWAL_RESOLUTION`` times ``min_interval``: polls that
     far apart cannot tell one moment of a gap from another."""
@@ -344,7 +355,9 @@ def renewal_interval(
     longer = count - first
     if longer < RENEWAL_MIN_LONGER:
         return None
-    target = price(min_interval) * longer  # the sum of ``t - gap`` that is worth a request
+    if cost is None:
+        cost = price(min_interval)
+    target = cost * longer  # the sum of ``t - gap`` that is worth a request
     total = 0.0
     at = math.inf
     for taken, position in enumerate(range(first, count), start=1):
@@ -367,6 +380,7 @@ def poll_interval(
     since_change: float | None = None,
     change_window: float = 0.0,
     fleet: Fleet | None = None,
+    cost: float | None = None,
 ) -> float:
     """Seconds until the next poll, within ``[min_interval, max_interval]``.
 
@@ -375,49 +389,58 @@ def poll_interval(
     ``change_window`` the seconds between the poll that saw the last change and the poll
     before it (the change came in that window); ``fleet`` is what all the client's watches
     did (None: nothing yet). ``rand`` is a uniform random number in [0, 1) (the caller's, so
-    tests can fix it).
+    tests can fix it). ``cost`` is the price of a request in seconds of delay, default
+    ``price(min_interval)`` (the scheduler's; another moves the schedule along its curve of
+    requests against delay, as the benchmarks' diagnostics do).
     """
     if fleet is None:
         fleet = _NOTHING_SEEN
     prior = prior_rate(min_interval, max_interval)
     change_rate = learnt_rate(fleet.running_changes, fleet.running_for, prior)
     end_hazard = learnt_rate(fleet.ends, fleet.running_for, prior)
-    cost = price(min_interval)
+    if cost is None:
+        cost = price(min_interval)
+    low, high = min_interval, max_interval
     renewal = None
     if running and fleet.renewal_gaps:
         since_mark = since_dated_mark(since_change, change_window, running_for, changes_seen)
         if since_mark is not None:
-            renewal = renewal_interval(fleet.renewal_gaps, since_mark, min_interval, max_interval)
+            renewal = renewal_interval(fleet.renewal_gaps, since_mark, low, high, cost)
     if renewal is not None:  # the end may come between pages: its own rule caps the wait
-        base = min(renewal, running_interval(end_hazard, min_interval, max_interval))
+        base = min(renewal, running_interval(end_hazard, low, high, cost))
     elif running:
         rate = running_rate(changes_seen, running_for, pace, since_change, change_rate)
-        base = running_interval(rate + end_hazard, min_interval, max_interval)
+        base = running_interval(rate + end_hazard, low, high, cost)
         quiet = quiet_for(fleet.quiet_after, cost / base)
         if quiet > 0:
             faster = after_quiet(rate, quiet) + end_hazard
-            base = running_interval(faster, min_interval, max_interval)
+            base = running_interval(faster, low, high, cost)
             since = since_quiet_mark(since_change, running_for, changes_seen)
             if since is not None and since < quiet:
-                ending = running_interval(end_hazard, min_interval, max_interval)
+                ending = running_interval(end_hazard, low, high, cost)
                 base = min(ending, quiet - since + base)
     else:
         hazard = learnt_rate(fleet.starts, fleet.pending_for, prior)
-        fresh, quiet = fresh_start(fleet, min_interval, max_interval)
-        base = pending_interval(hazard, fresh, min_interval, max_interval, quiet)
+        fresh, quiet = fresh_start(fleet, low, high, cost)
+        base = pending_interval(hazard, fresh, low, high, quiet, cost)
     return max(min_interval, base * (1.0 - JITTER * rand))
 
 
-def fresh_start(fleet: Fleet, min_interval: float, max_interval: float) -> tuple[float, float]:
+def fresh_start(
+    fleet: Fleet, min_interval: float, max_interval: float, cost: float | None = None
+) -> tuple[float, float]:
     """What ``fleet`` expects of a task that has just started: its rate of change (changes
     and ends per second of running, each learnt from ``prior_rate``), and the quiet spell
-    before its first change (``quiet_for`` at the share its dense interval sets). What a
-    pending task's schedule weighs a start by (``pending_interval``)."""
+    before its first change (``quiet_for`` at the share its dense interval sets, a request
+    priced ``cost``, default ``price(min_interval)``). What a pending task's schedule weighs
+    a start by (``pending_interval``)."""
+    if cost is None:
+        cost = price(min_interval)
     prior = prior_rate(min_interval, max_interval)
     fresh = learnt_rate(fleet.running_changes, fleet.running_for, prior)
     fresh += learnt_rate(fleet.ends, fleet.running_for, prior)
-    dense = running_interval(fresh, min_interval, max_interval)
-    return fresh, quiet_for(fleet.quiet_after, price(min_interval) / dense)
+    dense = running_interval(fresh, min_interval, max_interval, cost)
+    return fresh, quiet_for(fleet.quiet_after, cost / dense)
 
 
 @attrs.frozen(slots=True)

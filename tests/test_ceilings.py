@@ -138,3 +138,11 @@ def test_both_known_is_pending_known_while_pending_and_gaps_known_while_running(
         assert both(_running(100.0, 1.0), NO_FLEET, now, 0.5, 20.0, 0.0) == running(
             _running(100.0, 1.0), NO_FLEET, now, 0.5, 20.0, 0.0
         )
+
+
+def test_priced_is_taskwatch_at_its_own_price_and_polls_more_at_a_lower_one() -> None:
+    fleet: Any = SimpleNamespace(taught=_policy.Fleet)
+    stream = _running(100.0, 1.0)
+    own = _offline_fresh.POLICIES["taskwatch"](stream, fleet, 101.0, 0.5, 20.0, 0.0)
+    assert _ceilings.priced(1.0)(stream, fleet, 101.0, 0.5, 20.0, 0.0) == own
+    assert _ceilings.priced(0.5)(stream, fleet, 101.0, 0.5, 20.0, 0.0) < own

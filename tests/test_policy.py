@@ -527,6 +527,34 @@ def test_a_fresh_start_is_weighed_by_the_fleets_rates_and_quiet_spell(
     assert poll_interval(0.5, 20.0, 0.0, running=False, fleet=fleet) == pytest.approx(expected)
 
 
+def test_the_price_of_a_request_defaults_to_half_the_min_interval_everywhere() -> None:
+    fleet = Fleet(starts=2, pending_for=330.0, running_changes=40, ends=20, running_for=1200.0)
+    for running in (False, True):
+        default = poll_interval(0.5, 60.0, 0.3, running=running, running_for=30.0, fleet=fleet)
+        given = poll_interval(
+            0.5, 60.0, 0.3, running=running, running_for=30.0, fleet=fleet, cost=price(0.5)
+        )
+        assert given == default
+    assert renewal_interval(UNIFORM, 1.0, 0.5, 20.0, price(0.5)) == renewal_interval(
+        UNIFORM, 1.0, 0.5, 20.0
+    )
+
+
+def test_a_lower_price_moves_each_rule_by_its_own_power() -> None:
+    # square-root rule: half the price, 1/sqrt(2) the interval (unclamped)
+    assert running_interval(0.01, 0.5, 60.0, 0.125) == pytest.approx(
+        running_interval(0.01, 0.5, 60.0) / math.sqrt(2.0)
+    )
+    # cube-root rule, no quiet spell: half the price, 2 ** (-1/3) the interval
+    assert pending_interval(0.001, 0.1, 0.5, 60.0, 0.0, 0.125) == pytest.approx(
+        pending_interval(0.001, 0.1, 0.5, 60.0) * 2.0 ** (-1.0 / 3.0)
+    )
+    # renewal rule: the delay piled up by the poll is the price given
+    interval = renewal_interval(UNIFORM, 0.0, 0.5, 20.0, 0.1)
+    assert interval is not None
+    assert _piled_up(UNIFORM, 0.0, interval) == pytest.approx(0.1)
+
+
 # -- the renewal rule ----------------------------------------------------------------------
 
 
