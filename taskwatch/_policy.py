@@ -265,7 +265,9 @@ def pending_interval(
     product = start_hazard * fresh_rate
     if not product > 0:
         return max_interval
-    target = 6.0 * (price(min_interval) if cost is None else cost) / product
+    if cost is None:
+        cost = price(min_interval)
+    target = 6.0 * cost / product
     x: float = (target / 2.0) ** (1.0 / 3.0)  # the root at no quiet, above all others
     quiet = max(quiet, 0.0)
     if quiet > 0:
@@ -344,10 +346,10 @@ def renewal_interval(
     changes seen, sorted ascending: the next change is taken to come one of those longer than
     ``since_mark`` after the mark, each as likely (the empirical distribution, given that
     nothing came yet), so the delay by ``t`` seconds after the mark is the mean of ``t -
-    gap`` over those gaps shorter than ``t``. None (the Poisson
-    rule applies) when fewer than ``RENEWAL_MIN_LONGER`` gaps are longer than ``since_mark``,
-    or when the median gap is under ``RENEWAL_RESOLUTION`` times ``min_interval``: polls that
-    far apart cannot tell one moment of a gap from another."""
+    gap`` over those gaps shorter than ``t``. None (the Poisson rule applies) when fewer
+    than ``RENEWAL_MIN_LONGER`` gaps are longer than ``since_mark``, or when the median gap
+    is under ``RENEWAL_RESOLUTION`` times ``min_interval``: polls that far apart cannot tell
+    one moment of a gap from another."""
     count = len(gaps)
     if not count or gaps[count // 2] < RENEWAL_RESOLUTION * min_interval:
         return None
